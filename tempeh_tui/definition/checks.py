@@ -1,0 +1,326 @@
+"""Checks across values of a workflow: names, needs, cycles, resources, expressions.
+
+Each check reports every problem it finds with the document path of the culprit; the loader
+turns paths into file positions. The checks run on whatever steps validated on their own, so one
+bad step does not hide the problems of the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from tempeh_tui.definition.expressions import (
+    CONTEXT_NAMES,
+    ExpressionError,
+    References,
+    jinja_globals,
+    parse_expression,
+    parse_template,
+)
+from tempeh_tui.definition.models import Step, Workflow
+from tempeh_tui.definition.shell_template import parse_shell_template
+from tempeh_tui.definition.suggest import did_you_mean
+from tempeh_tui.definition.yaml_reader import DocPath, SourceMap
+from tempeh_tui.errors import Problem
+
+__all__ = ["Finding", "WorkflowParts", "check_parts", "check_workflow", "instance_name"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A problem at a document path (`key` if the problem is the key itself)."""
+
+    message: str
+    path: DocPath
+    key: bool = False
+
+
+@dataclass
+class WorkflowParts:
+    """What validated of a workflow: steps by index, and the header values the checks need."""
+
+    steps: list[tuple[int, Step]]
+    resources: Mapping[str, int] | None = field(default_factory=dict)
+    params: Collection[str] = ()
+    env: Collection[str] = ()
+    invalid_step_names: Collection[str] = ()
+    dropped: Mapping[int, frozenset[str]] = field(default_factory=dict)
+    """Keys left out of a step because their values were wrong (they count as given)."""
+
+
+def instance_name(step: str, item: object, index: int) -> str:
+    """The name of one fan-out instance: `deploy[eu-1]` (mappings go by position: `deploy[0]`)."""
+    label = str(index) if isinstance(item, dict) else str(item).lower() if isinstance(
+        item, bool
+    ) else str(item)
+    return f"{step}[{label}]"
+
+
+def check_workflow(workflow: Workflow, source_map: SourceMap | None) -> list[Problem]:
+    """Every cross-value problem of a workflow that validated field by field."""
+    parts = WorkflowParts(
+        steps=list(enumerate(workflow.steps)),
+        resources=workflow.resources,
+        params=workflow.params.keys(),
+        env=workflow.env.keys(),
+    )
+    return to_problems(check_parts(parts), source_map)
+
+
+def to_problems(findings: Sequence[Finding], source_map: SourceMap | None) -> list[Problem]:
+    smap = source_map or SourceMap("<workflow>")
+    return [smap.problem(f.message, f.path, key=f.key) for f in findings]
+
+
+def check_parts(parts: WorkflowParts) -> list[Finding]:
+    findings: list[Finding] = []
+    names = _check_names(parts, findings)
+    known = set(names) | set(parts.invalid_step_names)
+    instances = {
+        instance_name(step.name, item, i): step.name
+        for _, step in parts.steps
+        if step.for_each
+        for i, item in enumerate(step.for_each)
+    }
+    _check_shape(parts, findings)
+    graph = _check_needs(parts, known, instances, findings)
+    _check_cycles(parts, graph, findings)
+    _check_resources(parts, findings)
+    _check_expressions(parts, graph, known, findings)
+    _check_param_env_names(parts, findings)
+    return findings
+
+
+def _check_names(parts: WorkflowParts, findings: list[Finding]) -> dict[str, int]:
+    first: dict[str, int] = {}
+    for index, step in parts.steps:
+        if step.name in first:
+            findings.append(
+                Finding(
+                    f"duplicate step name '{step.name}' (also step {first[step.name] + 1}); "
+                    "step names must be unique",
+                    ("steps", index, "name"),
+                )
+            )
+        else:
+            first[step.name] = index
+        if step.for_each:
+            seen: set[str] = set()
+            for i, item in enumerate(step.for_each):
+                label = instance_name(step.name, item, i)
+                if label in seen:
+                    findings.append(
+                        Finding(f"step '{step.name}': for_each item {item!r} appears twice",
+                                ("steps", index, "for_each", i))
+                    )
+                seen.add(label)
+    return first
+
+
+def _check_shape(parts: WorkflowParts, findings: list[Finding]) -> None:
+    """What a step must have together: one action; until with max_iterations; and so on."""
+    for index, step in parts.steps:
+        dropped = parts.dropped.get(index, frozenset())
+        given = {k for k in Step.model_fields if getattr(step, k) is not None} | dropped
+        path = ("steps", index)
+
+        def problem(message: str) -> None:
+            findings.append(Finding(f"step '{step.name}': {message}", path))  # noqa: B023
+
+        actions = [k for k in ("run", "python", "confirm") if k in given]
+        if not actions:
+            problem("nothing to do: give one of run (or command), python, confirm")
+        elif len(actions) > 1 and set(actions) != {"run", "confirm"}:
+            problem(
+                f"has both {' and '.join(actions)}; give only one (a confirm step may also have run)"
+            )
+        if "until" in given and "max_iterations" not in given:
+            problem("until needs max_iterations (the most times to run the step)")
+        if "max_iterations" in given and "until" not in given:
+            problem("max_iterations is only used with until")
+        if "max_parallel" in given and "for_each" not in given:
+            problem("max_parallel is only used with for_each")
+        if "interval" in step.model_fields_set and "until" not in given:
+            problem("interval is only used with until")
+
+
+def _check_needs(
+    parts: WorkflowParts, known: set[str], instances: Mapping[str, str], findings: list[Finding]
+) -> nx.DiGraph:
+    """Check `needs` and return the step-level dependency graph (edges: need -> step)."""
+    graph = nx.DiGraph()
+    graph.add_nodes_from(step.name for _, step in parts.steps)
+    for index, step in parts.steps:
+        seen: set[str] = set()
+        for i, need in enumerate(step.needs):
+            path = ("steps", index, "needs", i)
+            target = instances.get(need, need)
+            if need in seen:
+                findings.append(Finding(f"step '{step.name}' needs '{need}' twice", path))
+            seen.add(need)
+            if target == step.name:
+                findings.append(Finding(f"step '{step.name}' needs itself", path))
+            elif target not in known:
+                hint = did_you_mean(need, known | set(instances))
+                findings.append(
+                    Finding(f"step '{step.name}' needs unknown step '{need}'{hint}", path)
+                )
+            else:
+                graph.add_edge(target, step.name, index=i)
+    return graph
+
+
+def _check_cycles(parts: WorkflowParts, graph: nx.DiGraph, findings: list[Finding]) -> None:
+    index_of = {step.name: index for index, step in parts.steps}
+    for component in nx.strongly_connected_components(graph):
+        if len(component) < 2:
+            continue
+        cycle = nx.find_cycle(graph.subgraph(component))
+        names = [edge[0] for edge in cycle]
+        # start the story at the step that comes first in the file
+        start = min(range(len(names)), key=lambda k: index_of.get(names[k], 0))
+        names = names[start:] + names[:start]
+        # edges point need -> step, so the cycle in "needs" order is reversed
+        names = [names[0], *reversed(names[1:])]
+        spelled = " → ".join([*names, names[0]])
+        first = names[0]
+        need_index = graph.edges[names[1], first]["index"]
+        findings.append(
+            Finding(
+                f"dependency cycle: {spelled} (each step needs the next)",
+                ("steps", index_of[first], "needs", need_index),
+            )
+        )
+
+
+def _check_resources(parts: WorkflowParts, findings: list[Finding]) -> None:
+    pools = parts.resources
+    if pools is None:
+        return
+    for index, step in parts.steps:
+        for pool, amount in step.resources.items():
+            path = ("steps", index, "resources", pool)
+            if pool not in pools:
+                if pools:
+                    hint = did_you_mean(pool, pools) or f" (pools: {', '.join(sorted(pools))})"
+                else:
+                    hint = " (declare it under the workflow's resources:)"
+                findings.append(
+                    Finding(f"step '{step.name}' claims unknown resource pool '{pool}'{hint}",
+                            path, key=True)
+                )
+            elif amount > pools[pool]:
+                findings.append(
+                    Finding(
+                        f"step '{step.name}' claims {amount} of '{pool}', more than its capacity "
+                        f"{pools[pool]}: it could never start",
+                        path,
+                    )
+                )
+
+
+def _step_texts(step: Step) -> Iterator[tuple[str, DocPath, str]]:
+    """(kind, path within the step, text) for every templated string of a step."""
+    for key, command in step.shell_commands().items():
+        yield "shell", tuple(key.split(".")), command
+    if step.when is not None:
+        yield "expression", ("when",), step.when
+    if step.until is not None:
+        yield "expression", ("until",), step.until
+    if step.confirm is not None:
+        yield "template", ("confirm",), step.confirm
+    for name, value in step.env.items():
+        yield "template", ("env", name), value
+    if step.cache is not None:
+        yield "template", ("cache", "key"), step.cache.key
+
+
+def _check_expressions(
+    parts: WorkflowParts, graph: nx.DiGraph, known: set[str], findings: list[Finding]
+) -> None:
+    ancestors_cache: dict[str, set[str]] = {}
+    params = set(parts.params)
+    for index, step in parts.steps:
+        for kind, rel, text in _step_texts(step):
+            path = ("steps", index, *rel)
+            where = f"step '{step.name}': {'.'.join(rel)}"
+            try:
+                if kind == "shell":
+                    refs = References()
+                    for expr in parse_shell_template(text).expressions:
+                        refs = refs | parse_expression(expr)
+                elif kind == "expression":
+                    refs = parse_expression(text)
+                else:
+                    refs = parse_template(text)
+            except ExpressionError as exc:
+                findings.append(Finding(f"{where}: {exc}", path))
+                continue
+            findings.extend(
+                Finding(f"{where}: {message}", path)
+                for message in _reference_problems(
+                    step, rel[0], refs, params, known, graph, ancestors_cache
+                )
+            )
+
+
+def _reference_problems(
+    step: Step,
+    field_name: str,
+    refs: References,
+    params: set[str],
+    known: set[str],
+    graph: nx.DiGraph,
+    ancestors_cache: dict[str, set[str]],
+) -> Iterator[str]:
+    for name in sorted(refs.names - CONTEXT_NAMES - jinja_globals()):
+        yield f"unknown name '{name}'{did_you_mean(name, CONTEXT_NAMES)}; expressions can read " + (
+            ", ".join(sorted(CONTEXT_NAMES))
+        )
+    if "item" in refs.names and step.for_each is None:
+        yield "'item' is only defined in a step with for_each"
+    if "iteration" in refs.names and step.until is None:
+        yield "'iteration' is only defined in a step with until"
+    if "outputs" in refs.names and field_name in {"when", "confirm"}:
+        yield f"'outputs' (this step's) is not known before the step runs; use it in until or verify"
+    for param in sorted(refs.params - params):
+        hint = did_you_mean(param, params) or (
+            f" (declared: {', '.join(sorted(params))})" if params else " (no params are declared)"
+        )
+        yield f"unknown param '{param}'{hint}"
+    for other in sorted(refs.steps):
+        if other not in known:
+            yield f"unknown step '{other}'{did_you_mean(other, known)}"
+        elif other == step.name:
+            yield f"a step cannot read its own status; use 'outputs' for its own outputs"
+        elif step.name in graph:
+            if step.name not in ancestors_cache:
+                ancestors_cache[step.name] = nx.ancestors(graph, step.name)
+            if other not in ancestors_cache[step.name]:
+                yield (
+                    f"reads steps['{other}'] but does not need '{other}' (directly or through "
+                    "other steps), so it could run first; add it to needs"
+                )
+
+
+def _check_param_env_names(parts: WorkflowParts, findings: list[Finding]) -> None:
+    seen: dict[str, str] = {}
+    for name in parts.params:
+        env_name = param_env_name(name)
+        if env_name in seen:
+            findings.append(
+                Finding(
+                    f"params '{seen[env_name]}' and '{name}' both become ${env_name}; rename one",
+                    ("params", name),
+                    key=True,
+                )
+            )
+        seen[env_name] = name
+
+
+def param_env_name(name: str) -> str:
+    """TEMPEH_PARAM_<NAME>: upper case, any character but A-Z and 0-9 as `_` (SPEC 1)."""
+    return "TEMPEH_PARAM_" + "".join(c if c.isascii() and c.isalnum() else "_" for c in name.upper())

@@ -1,0 +1,156 @@
+"""Expressions (`when`, `until`) and `{{ }}` templates, parsed and evaluated in Jinja2's sandbox.
+
+Parsing happens at load time so that a typo fails validation, not a deployment half-way through.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Final
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+__all__ = [
+    "CONTEXT_NAMES",
+    "ExpressionError",
+    "References",
+    "evaluate",
+    "jinja_globals",
+    "parse_expression",
+    "parse_template",
+    "render_template",
+    "template_expressions",
+]
+
+CONTEXT_NAMES: Final = frozenset(
+    {"params", "env", "steps", "outputs", "item", "iteration", "run", "workflow"}
+)
+"""The names an expression may read (SPEC 1.1)."""
+
+_TEMPLATE_EXPR = re.compile(r"\{\{((?:[^}'\"]|'[^']*'|\"[^\"]*\"|\}(?!\}))*)\}\}")
+
+
+class ExpressionError(ValueError):
+    """An expression or template that does not parse, or reads a name that does not exist."""
+
+
+@dataclass(frozen=True)
+class References:
+    """What an expression reads: top-level names, `params.X`, and `steps['X']`."""
+
+    names: frozenset[str] = frozenset()
+    params: frozenset[str] = frozenset()
+    steps: frozenset[str] = frozenset()
+    env: frozenset[str] = frozenset()
+    dynamic: frozenset[str] = field(default_factory=frozenset)
+    """Names indexed by something other than a constant (`steps[x]`): cannot be checked."""
+
+    def __or__(self, other: References) -> References:
+        return References(
+            self.names | other.names,
+            self.params | other.params,
+            self.steps | other.steps,
+            self.env | other.env,
+            self.dynamic | other.dynamic,
+        )
+
+
+@lru_cache(maxsize=1)
+def _environment() -> ImmutableSandboxedEnvironment:
+    return ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
+    )
+
+
+def jinja_globals() -> frozenset[str]:
+    """Names Jinja provides itself (`range`, `dict`, ...), which expressions may use."""
+    return frozenset(_environment().globals)
+
+
+def _syntax_message(exc: TemplateSyntaxError, source: str) -> str:
+    return f"expression does not parse: {exc.message} in '{source.strip()}'"
+
+
+def _references(tree: nodes.Node) -> References:
+    names = frozenset(meta.find_undeclared_variables(tree))  # type: ignore[arg-type]
+    found: dict[str, set[str]] = {"params": set(), "steps": set(), "env": set()}
+    dynamic: set[str] = set()
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        base = node.node
+        if not (isinstance(base, nodes.Name) and base.name in found):
+            continue
+        if isinstance(node, nodes.Getattr):
+            found[base.name].add(node.attr)
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            found[base.name].add(node.arg.value)
+        else:
+            dynamic.add(base.name)
+    return References(
+        names,
+        frozenset(found["params"]),
+        frozenset(found["steps"]),
+        frozenset(found["env"]),
+        frozenset(dynamic),
+    )
+
+
+def _strip_braces(source: str) -> str:
+    """`when: "{{ x }}"` means the same as `when: "x"`."""
+    match = _TEMPLATE_EXPR.fullmatch(source.strip())
+    return match.group(1) if match else source
+
+
+@lru_cache(maxsize=4096)
+def parse_expression(source: str) -> References:
+    """Parse a bare expression (`when`, `until`); raise ExpressionError if it does not parse."""
+    text = _strip_braces(source)
+    if not text.strip():
+        raise ExpressionError("empty expression")
+    try:
+        tree = _environment().parse("{{ (" + text + "\n) }}")
+    except TemplateSyntaxError as exc:
+        raise ExpressionError(_syntax_message(exc, text)) from None
+    body = tree.body
+    if len(body) != 1 or not isinstance(body[0], nodes.Output) or len(body[0].nodes) != 1:
+        raise ExpressionError(f"expected one expression, got '{text.strip()}'")
+    return _references(tree)
+
+
+@lru_cache(maxsize=4096)
+def parse_template(source: str) -> References:
+    """Parse a string that may hold `{{ }}` (and `{% %}`) parts."""
+    try:
+        tree = _environment().parse(source)
+    except TemplateSyntaxError as exc:
+        raise ExpressionError(_syntax_message(exc, source)) from None
+    return _references(tree)
+
+
+def template_expressions(source: str) -> Iterator[re.Match[str]]:
+    """Each `{{ expr }}` in `source`, as a match whose group 1 is the expression."""
+    return _TEMPLATE_EXPR.finditer(source)
+
+
+def evaluate(source: str, context: Mapping[str, Any]) -> Any:
+    """Evaluate a bare expression in the sandbox."""
+    try:
+        compiled = _environment().compile_expression(_strip_braces(source))
+        return compiled(**context)
+    except TemplateSyntaxError as exc:
+        raise ExpressionError(_syntax_message(exc, source)) from None
+    except Exception as exc:  # user expression: any failure is the expression's
+        raise ExpressionError(f"'{source.strip()}' failed: {exc}") from exc
+
+
+def render_template(source: str, context: Mapping[str, Any]) -> str:
+    """Render a `{{ }}` template string in the sandbox."""
+    try:
+        return _environment().from_string(source).render(**context)
+    except TemplateSyntaxError as exc:
+        raise ExpressionError(_syntax_message(exc, source)) from None
+    except Exception as exc:  # user template: any failure is the template's
+        raise ExpressionError(f"'{source.strip()}' failed: {exc}") from exc

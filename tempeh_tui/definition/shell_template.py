@@ -1,0 +1,225 @@
+"""`{{ expr }}` in shell commands, made safe: each becomes a reference to an environment variable.
+
+A value is never pasted into shell code. The command is split into literal text and expressions,
+and each expression is replaced by `"${TEMPEH_X1}"` (outside quotes) or `${TEMPEH_X1}` (inside
+double quotes or an unquoted heredoc), which the shell expands as data. Where the shell would
+not expand a variable (single quotes, `$'...'`, a quoted heredoc) the template is an error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from tempeh_tui.definition.expressions import ExpressionError, parse_expression, template_expressions
+
+__all__ = ["Quoting", "ShellTemplate", "parse_shell_template"]
+
+
+class Quoting(Enum):
+    """The shell's quoting at the place of a `{{ }}`."""
+
+    NONE = "none"
+    DOUBLE = "double"
+    SINGLE = "single"
+    ANSI_C = "ansi-c"
+    HEREDOC = "heredoc"
+    QUOTED_HEREDOC = "quoted-heredoc"
+    COMMENT = "comment"
+
+
+_FORBIDDEN = {
+    Quoting.SINGLE: "inside single quotes, where the shell would not expand it",
+    Quoting.ANSI_C: "inside $'...' quotes, where the shell would not expand it",
+    Quoting.QUOTED_HEREDOC: "inside a quoted heredoc, where the shell would not expand it",
+}
+_HEREDOC = re.compile(r"(?<!<)<<(?!<)-?[ \t]*(?:'([^'\n]+)'|\"([^\"\n]+)\"|\\?([A-Za-z_][A-Za-z0-9_]*))")
+
+
+@dataclass(frozen=True)
+class ShellTemplate:
+    """A command split into literal text and expressions, with each expression's quoting."""
+
+    literals: tuple[str, ...]  # one more than expressions
+    expressions: tuple[str, ...]
+    quoting: tuple[Quoting, ...]
+
+    def render(self, values: Sequence[str], prefix: str = "TEMPEH_X") -> tuple[str, dict[str, str]]:
+        """The command with variable references, and the environment that holds the values."""
+        if len(values) != len(self.expressions):
+            raise ValueError("one value per expression")
+        out = [self.literals[0]]
+        env: dict[str, str] = {}
+        for i, (value, quoting) in enumerate(zip(values, self.quoting, strict=True), start=1):
+            if "\0" in value:
+                raise ExpressionError(
+                    f"the value of '{{{{{self.expressions[i - 1]}}}}}' holds a NUL byte, "
+                    "which cannot reach a shell command"
+                )
+            name = f"{prefix}{i}"
+            env[name] = value
+            ref = "${" + name + "}"
+            out.append(f'"{ref}"' if quoting is Quoting.NONE else ref)
+            out.append(self.literals[i])
+        return "".join(out), env
+
+    def render_with(
+        self, evaluate: Mapping[str, str] | None = None, prefix: str = "TEMPEH_X"
+    ) -> tuple[str, dict[str, str]]:
+        """Render with values looked up by expression text (for tests and previews)."""
+        lookup = evaluate or {}
+        return self.render([lookup.get(e, "") for e in self.expressions], prefix)
+
+
+def parse_shell_template(command: str) -> ShellTemplate:
+    """Split `command`; raise ExpressionError for expressions the shell would not expand."""
+    literals: list[str] = []
+    expressions: list[str] = []
+    quoting: list[Quoting] = []
+    scanner = _QuoteScanner()
+    pos = 0
+    for match in template_expressions(command):
+        literal = command[pos : match.start()]
+        _refuse_statements(literal)
+        scanner.feed(literal)
+        state = scanner.state
+        expr = match.group(1).strip()
+        if state in _FORBIDDEN:
+            raise ExpressionError(
+                f"'{{{{ {expr} }}}}' is {_FORBIDDEN[state]}; "
+                "use double quotes or no quotes around it"
+            )
+        parse_expression(expr)
+        literals.append(literal)
+        expressions.append(expr)
+        quoting.append(state)
+        pos = match.end()
+    tail = command[pos:]
+    _refuse_statements(tail)
+    literals.append(tail)
+    return ShellTemplate(tuple(literals), tuple(expressions), tuple(quoting))
+
+
+def _refuse_statements(literal: str) -> None:
+    for opener in ("{{", "{%"):
+        if opener in literal:
+            raise ExpressionError(
+                f"unclosed or unsupported '{opener}' in a shell command; "
+                "only {{ expression }} is allowed there"
+            )
+
+
+@dataclass
+class _Level:
+    """One quoting level: the top level, or the inside of `$(...)` or backticks."""
+
+    kind: str  # "top", "$(" or "`"
+    quote: str = ""  # "", "'", '"' or "$'"
+    parens: int = 0
+
+
+class _QuoteScanner:
+    """Tracks bash's quoting across text fed in pieces, enough to place each `{{ }}`.
+
+    Knows single, double and $'...' quotes, backslash escapes, comments, $(...) and backticks
+    (which open a fresh quoting level even inside double quotes) and heredocs.
+    """
+
+    def __init__(self) -> None:
+        self._levels = [_Level("top")]
+        self._escape = False
+        self._comment = False
+        self._prev = "\n"
+        self._line = ""
+        self._pending_heredocs: list[tuple[str, bool]] = []
+        self._heredoc: tuple[str, bool] | None = None
+
+    @property
+    def state(self) -> Quoting:
+        if self._heredoc is not None:
+            return Quoting.QUOTED_HEREDOC if self._heredoc[1] else Quoting.HEREDOC
+        if self._comment:
+            return Quoting.COMMENT
+        return _QUOTING[self._levels[-1].quote]
+
+    def feed(self, text: str) -> None:
+        for ch in text:
+            self._char(ch)
+            self._prev = ch
+
+    def _char(self, ch: str) -> None:
+        if ch == "\n" and self._heredoc is not None:
+            if self._line.lstrip("\t") == self._heredoc[0]:
+                self._heredoc = self._pending_heredocs.pop(0) if self._pending_heredocs else None
+            self._line = ""
+            return
+        if self._heredoc is not None:
+            self._line += ch
+            return
+        if self._comment:
+            if ch == "\n":
+                self._comment = False
+                self._end_line()
+            return
+        self._line += ch
+        level = self._levels[-1]
+        if self._escape:
+            self._escape = False
+        elif level.quote == "'":
+            if ch == "'":
+                level.quote = ""
+        elif level.quote == "$'":
+            if ch == "\\":
+                self._escape = True
+            elif ch == "'":
+                level.quote = ""
+        elif level.quote == '"':
+            if ch == "\\":
+                self._escape = True
+            elif ch == '"':
+                level.quote = ""
+            elif ch == "(" and self._prev == "$" or ch == "`":
+                self._levels.append(_Level("$(" if ch == "(" else "`"))
+        else:
+            self._unquoted(level, ch)
+
+    def _unquoted(self, level: _Level, ch: str) -> None:
+        if ch == "\\":
+            self._escape = True
+        elif ch == "'":
+            level.quote = "$'" if self._prev == "$" else "'"
+        elif ch == '"':
+            level.quote = '"'
+        elif ch == "#" and self._prev in " \t\n;&|()":
+            self._comment = True
+        elif ch == "(":
+            if self._prev == "$":
+                self._levels.append(_Level("$("))
+            else:
+                level.parens += 1
+        elif ch == ")":
+            if level.parens:
+                level.parens -= 1
+            elif level.kind == "$(":
+                self._levels.pop()
+        elif ch == "`":
+            if level.kind == "`":
+                self._levels.pop()
+            else:
+                self._levels.append(_Level("`"))
+        elif ch == "\n" and len(self._levels) == 1:
+            self._end_line()
+
+    def _end_line(self) -> None:
+        for match in _HEREDOC.finditer(self._line):
+            quoted = match.group(3) is None or "\\" in match.group(0)
+            delimiter = match.group(1) or match.group(2) or match.group(3)
+            self._pending_heredocs.append((delimiter, quoted))
+        self._line = ""
+        if self._pending_heredocs:
+            self._heredoc = self._pending_heredocs.pop(0)
+
+
+_QUOTING = {"": Quoting.NONE, "'": Quoting.SINGLE, '"': Quoting.DOUBLE, "$'": Quoting.ANSI_C}

@@ -1,0 +1,129 @@
+"""Field types shared by the workflow models: text, counts, durations, names."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, Any, Final
+
+from pydantic import AfterValidator, BeforeValidator, Field
+
+from tempeh_tui.definition.yaml_reader import PlainFloat, PlainInt
+
+__all__ = [
+    "Count",
+    "Duration",
+    "EnvName",
+    "ParamValue",
+    "Percent",
+    "StepName",
+    "Text",
+    "format_duration",
+    "parse_duration",
+]
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNITS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+DURATION_HELP: Final = "a duration such as 500ms, 30s, 5m, 1h, 1m30s or a number of seconds"
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from `500ms`, `30s`, `5m`, `1h`, `1m30s` or a plain number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected {DURATION_HELP}, got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        try:
+            seconds = float(text)
+        except ValueError:
+            pos, seconds = 0, 0.0
+            for match in _DURATION_PART.finditer(text):
+                if match.start() != pos:
+                    break
+                seconds += float(match.group(1)) * _UNITS[match.group(2)]
+                pos = match.end()
+            if pos != len(text) or not text:
+                raise ValueError(f"'{value}' is not {DURATION_HELP}") from None
+    else:
+        raise ValueError(f"expected {DURATION_HELP}, got {type(value).__name__}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"'{value}' is not {DURATION_HELP} (it must be 0 or more)")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """The short human form of a duration: 500ms, 30s, 5m, 1h30m."""
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    if seconds < 60:
+        return f"{seconds:g}s"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    out = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
+    return out + (f"{secs}s" if secs else "")
+
+
+def _text(value: Any) -> Any:
+    """Accept text; accept a plain YAML number only if it reads back as written."""
+    if isinstance(value, PlainInt | PlainFloat):
+        canonical = str(int(value)) if isinstance(value, PlainInt) else repr(float(value))
+        if value.raw == canonical:
+            return value.raw
+        raise ValueError(
+            f"YAML reads {value.raw} as the number {canonical}; "
+            f"write it in quotes (\"{value.raw}\") if you mean the text"
+        )
+    if isinstance(value, bool):
+        word = "true" if value else "false"
+        raise ValueError(f"expected text, got the boolean {word}; write it in quotes: \"{word}\"")
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+def _count(value: Any) -> Any:
+    """Refuse `010`: YAML 1.1 reads it as 8 and YAML 1.2 as 10."""
+    if isinstance(value, PlainInt) and re.fullmatch(r"[-+]?0[0-9]+", value.raw):
+        raise ValueError(
+            f"{value.raw} is ambiguous (octal 8 in YAML 1.1, decimal in 1.2); "
+            "write it without the leading zero"
+        )
+    return value
+
+
+def _param_value(value: Any) -> Any:
+    if isinstance(value, PlainInt | PlainFloat):
+        return _text(value)
+    return value
+
+
+_STEP_NAME = re.compile(r"[^\s\[\],'\"{}]([^\[\],'\"{}]*[^\s\[\],'\"{}])?")
+
+
+def _step_name(value: str) -> str:
+    if not _STEP_NAME.fullmatch(value):
+        raise ValueError(
+            f"'{value}' is not a valid step name: use letters, digits and . _ - "
+            "(no brackets, commas, quotes or surrounding spaces)"
+        )
+    return value
+
+
+def _env_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise ValueError(
+            f"'{value}' is not an environment variable name: use letters, digits and _, "
+            "not starting with a digit"
+        )
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_text)]
+Count = Annotated[int, BeforeValidator(_count), Field(ge=1)]
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Percent = Annotated[float, Field(gt=0, le=100)]
+StepName = Annotated[str, BeforeValidator(_text), AfterValidator(_step_name)]
+EnvName = Annotated[str, AfterValidator(_env_name)]
+ParamValue = Annotated[str | bool | int | float, BeforeValidator(_param_value)]
