@@ -1,1 +1,61 @@
-"""tempeh."""
+"""tempeh: run multi-step deployment workflows as a DAG.
+
+Public names are imported on first use, so that `import tempeh_tui` (and `tempeh --help`) stays
+fast: the CLI should not pay for pydantic, networkx and Jinja2 before it needs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "load_workflow": "tempeh_tui.definition.loader",
+    "parse_workflow": "tempeh_tui.definition.loader",
+    "Workflow": "tempeh_tui.definition.models",
+    "Step": "tempeh_tui.definition.models",
+    "TempehError": "tempeh_tui.errors",
+    "WorkflowError": "tempeh_tui.errors",
+    "Problem": "tempeh_tui.errors",
+    "build_plan": "tempeh_tui.graph.plan",
+    "Plan": "tempeh_tui.graph.plan",
+}
+
+__all__ = [
+    "Plan",
+    "Problem",
+    "Step",
+    "TempehError",
+    "Workflow",
+    "WorkflowError",
+    "__version__",
+    "build_plan",
+    "load_workflow",
+    "parse_workflow",
+]
+
+if TYPE_CHECKING:
+    from tempeh_tui.definition.loader import load_workflow as load_workflow
+    from tempeh_tui.definition.loader import parse_workflow as parse_workflow
+    from tempeh_tui.definition.models import Step as Step
+    from tempeh_tui.definition.models import Workflow as Workflow
+    from tempeh_tui.errors import Problem as Problem
+    from tempeh_tui.errors import TempehError as TempehError
+    from tempeh_tui.errors import WorkflowError as WorkflowError
+    from tempeh_tui.graph.plan import Plan as Plan
+    from tempeh_tui.graph.plan import build_plan as build_plan
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tempeh_tui' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -46,9 +46,7 @@ class WorkflowError(TempehError):
 
     def __init__(self, problems: Iterable[Problem]) -> None:
         unique = {(p.sort_key(), p.path): p for p in problems}
-        self.problems: tuple[Problem, ...] = tuple(
-            sorted(unique.values(), key=Problem.sort_key)
-        )
+        self.problems: tuple[Problem, ...] = tuple(sorted(unique.values(), key=Problem.sort_key))
         super().__init__("\n".join(str(p) for p in self.problems))
 
     @classmethod

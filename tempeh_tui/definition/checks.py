@@ -53,9 +53,13 @@ class WorkflowParts:
 
 def instance_name(step: str, item: object, index: int) -> str:
     """The name of one fan-out instance: `deploy[eu-1]` (mappings go by position: `deploy[0]`)."""
-    label = str(index) if isinstance(item, dict) else str(item).lower() if isinstance(
-        item, bool
-    ) else str(item)
+    label = (
+        str(index)
+        if isinstance(item, dict)
+        else str(item).lower()
+        if isinstance(item, bool)
+        else str(item)
+    )
     return f"{step}[{label}]"
 
 
@@ -113,8 +117,10 @@ def _check_names(parts: WorkflowParts, findings: list[Finding]) -> dict[str, int
                 label = instance_name(step.name, item, i)
                 if label in seen:
                     findings.append(
-                        Finding(f"step '{step.name}': for_each item {item!r} appears twice",
-                                ("steps", index, "for_each", i))
+                        Finding(
+                            f"step '{step.name}': for_each item {item!r} appears twice",
+                            ("steps", index, "for_each", i),
+                        )
                     )
                 seen.add(label)
     return first
@@ -134,9 +140,8 @@ def _check_shape(parts: WorkflowParts, findings: list[Finding]) -> None:
         if not actions:
             problem("nothing to do: give one of run (or command), python, confirm")
         elif len(actions) > 1 and set(actions) != {"run", "confirm"}:
-            problem(
-                f"has both {' and '.join(actions)}; give only one (a confirm step may also have run)"
-            )
+            both = " and ".join(actions)
+            problem(f"has both {both}; give only one (a confirm step may also have run)")
         if "until" in given and "max_iterations" not in given:
             problem("until needs max_iterations (the most times to run the step)")
         if "max_iterations" in given and "until" not in given:
@@ -209,8 +214,11 @@ def _check_resources(parts: WorkflowParts, findings: list[Finding]) -> None:
                 else:
                     hint = " (declare it under the workflow's resources:)"
                 findings.append(
-                    Finding(f"step '{step.name}' claims unknown resource pool '{pool}'{hint}",
-                            path, key=True)
+                    Finding(
+                        f"step '{step.name}' claims unknown resource pool '{pool}'{hint}",
+                        path,
+                        key=True,
+                    )
                 )
             elif amount > pools[pool]:
                 findings.append(
@@ -222,7 +230,7 @@ def _check_resources(parts: WorkflowParts, findings: list[Finding]) -> None:
                 )
 
 
-def _step_texts(step: Step) -> Iterator[tuple[str, DocPath, str]]:
+def _step_texts(step: Step) -> Iterator[tuple[str, tuple[str, ...], str]]:
     """(kind, path within the step, text) for every templated string of a step."""
     for key, command in step.shell_commands().items():
         yield "shell", tuple(key.split(".")), command
@@ -245,7 +253,7 @@ def _check_expressions(
     params = set(parts.params)
     for index, step in parts.steps:
         for kind, rel, text in _step_texts(step):
-            path = ("steps", index, *rel)
+            path: DocPath = ("steps", index, *rel)
             where = f"step '{step.name}': {'.'.join(rel)}"
             try:
                 if kind == "shell":
@@ -262,13 +270,20 @@ def _check_expressions(
             findings.extend(
                 Finding(f"{where}: {message}", path)
                 for message in _reference_problems(
-                    step, rel[0], refs, params, known, graph, ancestors_cache
+                    step,
+                    field_name=str(rel[0]),
+                    refs=refs,
+                    params=params,
+                    known=known,
+                    graph=graph,
+                    ancestors_cache=ancestors_cache,
                 )
             )
 
 
 def _reference_problems(
     step: Step,
+    *,
     field_name: str,
     refs: References,
     params: set[str],
@@ -285,7 +300,7 @@ def _reference_problems(
     if "iteration" in refs.names and step.until is None:
         yield "'iteration' is only defined in a step with until"
     if "outputs" in refs.names and field_name in {"when", "confirm"}:
-        yield f"'outputs' (this step's) is not known before the step runs; use it in until or verify"
+        yield "'outputs' (this step's) is not known before the step runs; use it in until or verify"
     for param in sorted(refs.params - params):
         hint = did_you_mean(param, params) or (
             f" (declared: {', '.join(sorted(params))})" if params else " (no params are declared)"
@@ -295,7 +310,7 @@ def _reference_problems(
         if other not in known:
             yield f"unknown step '{other}'{did_you_mean(other, known)}"
         elif other == step.name:
-            yield f"a step cannot read its own status; use 'outputs' for its own outputs"
+            yield "a step cannot read its own status; use 'outputs' for its own outputs"
         elif step.name in graph:
             if step.name not in ancestors_cache:
                 ancestors_cache[step.name] = nx.ancestors(graph, step.name)
@@ -323,4 +338,6 @@ def _check_param_env_names(parts: WorkflowParts, findings: list[Finding]) -> Non
 
 def param_env_name(name: str) -> str:
     """TEMPEH_PARAM_<NAME>: upper case, any character but A-Z and 0-9 as `_` (SPEC 1)."""
-    return "TEMPEH_PARAM_" + "".join(c if c.isascii() and c.isalnum() else "_" for c in name.upper())
+    return "TEMPEH_PARAM_" + "".join(
+        c if c.isascii() and c.isalnum() else "_" for c in name.upper()
+    )

@@ -80,6 +80,7 @@ def _references(tree: nodes.Node) -> References:
     found: dict[str, set[str]] = {"params": set(), "steps": set(), "env": set()}
     dynamic: set[str] = set()
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        assert isinstance(node, nodes.Getattr | nodes.Getitem)
         base = node.node
         if not (isinstance(base, nodes.Name) and base.name in found):
             continue

@@ -54,14 +54,23 @@ def _from_document(doc: YamlDocument) -> Workflow:
     name = doc.source_map.source
     if doc.data is None:
         raise WorkflowError(
-            [*doc.problems, Problem("the file is empty; expected a workflow with name and steps",
-                                    name, 1, 1)]
+            [
+                *doc.problems,
+                Problem("the file is empty; expected a workflow with name and steps", name, 1, 1),
+            ]
         )
     if not isinstance(doc.data, dict):
         line, col = doc.source_map.locate(()) or (1, 1)
         raise WorkflowError(
-            [Problem(f"expected a mapping (name:, steps:, ...) at the top level, found "
-                     f"{_kind(doc.data)}", name, line, col)]
+            [
+                Problem(
+                    f"expected a mapping (name:, steps:, ...) at the top level, found "
+                    f"{_kind(doc.data)}",
+                    name,
+                    line,
+                    col,
+                )
+            ]
         )
     return _build(doc.data, doc.source_map, doc.problems)
 
@@ -88,9 +97,7 @@ def _build(data: dict[str, Any], source_map: SourceMap, problems: list[Problem])
 
 
 def _located(findings: list[Finding], data: dict[str, Any], source_map: SourceMap) -> list[Problem]:
-    return [
-        source_map.problem(f.message, _source_path(f.path, data), key=f.key) for f in findings
-    ]
+    return [source_map.problem(f.message, _source_path(f.path, data), key=f.key) for f in findings]
 
 
 def _salvage(data: dict[str, Any]) -> WorkflowParts:

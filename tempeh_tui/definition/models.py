@@ -6,6 +6,8 @@ expressions) live in `checks.py` so that they can report every problem with its 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
@@ -21,7 +23,6 @@ from pydantic import (
     model_validator,
 )
 
-from tempeh_tui.definition.yaml_reader import SourceMap
 from tempeh_tui.definition.types import (
     Count,
     Duration,
@@ -31,6 +32,7 @@ from tempeh_tui.definition.types import (
     StepName,
     Text,
 )
+from tempeh_tui.definition.yaml_reader import SourceMap
 
 __all__ = [
     "CacheSpec",
@@ -89,7 +91,9 @@ def _regex(value: str) -> str:
 
 def _python_ref(value: str) -> str:
     if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", value):
-        raise ValueError(f"'{value}' is not a callable reference; expected 'package.module:function'")
+        raise ValueError(
+            f"'{value}' is not a callable reference; expected 'package.module:function'"
+        )
     return value
 
 
@@ -142,7 +146,7 @@ class RetryPolicy(_Frozen):
         """The delay (before jitter) ahead of attempt number `attempt` (2, 3, ...)."""
         if self.backoff == "fixed":
             return min(self.delay, self.max_delay)
-        return min(self.delay * 2 ** max(attempt - 2, 0), self.max_delay)
+        return min(self.delay * 2.0 ** max(attempt - 2, 0), self.max_delay)
 
 
 class ErrorRule(_Frozen):
@@ -295,8 +299,9 @@ class Step(_Frozen):
         for item in value:
             if not isinstance(item, str | int | float | bool | dict):
                 raise ValueError("for_each items must be scalars or mappings")
-        return tuple(str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
-                     for v in value)
+        return tuple(
+            str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for v in value
+        )
 
     @property
     def kind(self) -> Literal["run", "python", "confirm"]:
@@ -336,7 +341,7 @@ class Workflow(_Frozen):
 
     @property
     def source_map(self) -> SourceMap | None:
-        """Where each value stood in the file this workflow was read from (None if built in code)."""
+        """Where each value stood in the file it was read from (None if built in code)."""
         return self._source_map
 
     @field_validator("name", mode="before")
@@ -353,7 +358,7 @@ class Workflow(_Frozen):
 
     @model_validator(mode="after")
     def _apply_defaults_and_check(self, info: ValidationInfo) -> Self:
-        """Give steps the `defaults` they do not set; check across values (unless the loader does)."""
+        """Give steps the `defaults` they do not set; check across values (unless loading)."""
         steps = tuple(self.defaults.apply(step) for step in self.steps)
         if any(new is not old for new, old in zip(steps, self.steps, strict=True)):
             object.__setattr__(self, "steps", steps)  # still construction: the model is not out yet
@@ -366,6 +371,12 @@ class Workflow(_Frozen):
         if problems:
             raise WorkflowError(problems)
         return self
+
+    def fingerprint(self) -> str:
+        """SHA-256 of what the workflow says (not of its formatting or comments)."""
+        data = self.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def step(self, name: str) -> Step:
         for step in self.steps:

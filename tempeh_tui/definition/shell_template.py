@@ -13,7 +13,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from tempeh_tui.definition.expressions import ExpressionError, parse_expression, template_expressions
+from tempeh_tui.definition.expressions import (
+    ExpressionError,
+    parse_expression,
+    template_expressions,
+)
 
 __all__ = ["Quoting", "ShellTemplate", "parse_shell_template"]
 
@@ -35,7 +39,9 @@ _FORBIDDEN = {
     Quoting.ANSI_C: "inside $'...' quotes, where the shell would not expand it",
     Quoting.QUOTED_HEREDOC: "inside a quoted heredoc, where the shell would not expand it",
 }
-_HEREDOC = re.compile(r"(?<!<)<<(?!<)-?[ \t]*(?:'([^'\n]+)'|\"([^\"\n]+)\"|\\?([A-Za-z_][A-Za-z0-9_]*))")
+_HEREDOC = re.compile(
+    r"(?<!<)<<(?!<)-?[ \t]*(?:'([^'\n]+)'|\"([^\"\n]+)\"|\\?([A-Za-z_][A-Za-z0-9_]*))"
+)
 
 
 @dataclass(frozen=True)
@@ -180,7 +186,7 @@ class _QuoteScanner:
                 self._escape = True
             elif ch == '"':
                 level.quote = ""
-            elif ch == "(" and self._prev == "$" or ch == "`":
+            elif (ch == "(" and self._prev == "$") or ch == "`":
                 self._levels.append(_Level("$(" if ch == "(" else "`"))
         else:
             self._unquoted(level, ch)

@@ -73,11 +73,11 @@ def _text(value: Any) -> Any:
             return value.raw
         raise ValueError(
             f"YAML reads {value.raw} as the number {canonical}; "
-            f"write it in quotes (\"{value.raw}\") if you mean the text"
+            f'write it in quotes ("{value.raw}") if you mean the text'
         )
     if isinstance(value, bool):
         word = "true" if value else "false"
-        raise ValueError(f"expected text, got the boolean {word}; write it in quotes: \"{word}\"")
+        raise ValueError(f'expected text, got the boolean {word}; write it in quotes: "{word}"')
     if isinstance(value, int | float):
         return str(value)
     return value

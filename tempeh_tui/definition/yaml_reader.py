@@ -207,12 +207,14 @@ class _Builder:
         self._documents = 0
 
     def _fatal(self, message: str, mark: Any) -> WorkflowError:
+        if mark is None:
+            return WorkflowError.single(message, self.source_map.source)
         return WorkflowError.single(message, self.source_map.source, mark.line + 1, mark.column + 1)
 
     def _problem(self, message: str, where: tuple[int, int]) -> None:
         self.problems.append(Problem(message, self.source_map.source, where[0], where[1]))
 
-    def feed(self, event: yaml.Event) -> None:
+    def feed(self, event: Any) -> None:
         mark = event.start_mark
         pos = (mark.line + 1, mark.column + 1)
         if isinstance(event, yaml.DocumentStartEvent):
@@ -245,7 +247,9 @@ class _Builder:
                 if isinstance(value, str | int | float | bool):
                     self._take_key(frame, str(value), "", pos)
                 else:
-                    raise self._fatal("a mapping key must be text, not an alias to a collection", mark)
+                    raise self._fatal(
+                        "a mapping key must be text, not an alias to a collection", mark
+                    )
                 return
             self._place(value, size, pos, None)
         elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
@@ -321,7 +325,8 @@ class _Builder:
             frame.container.append(value)
             return
         key = frame.key
-        assert key is not None and frame.key_mark is not None
+        assert key is not None
+        assert frame.key_mark is not None
         if key == "<<":
             frame.merges.append((value, frame.key_mark))
         else:
@@ -342,14 +347,11 @@ class _Builder:
                 for k, v in src.items():
                     frame.container.setdefault(k, v)
 
-    def _check_tag(self, tag: str | None, event: yaml.Event, pos: tuple[int, int]) -> None:
+    def _check_tag(self, tag: str | None, event: Any, pos: tuple[int, int]) -> None:
         if tag is None or tag == "!":
             return
-        allowed = {
-            yaml.MappingStartEvent: "map",
-            yaml.SequenceStartEvent: "seq",
-        }.get(type(event))
-        if tag != _TAG + (allowed or "") or allowed is None:
+        allowed = "map" if isinstance(event, yaml.MappingStartEvent) else "seq"
+        if tag != _TAG + allowed:
             self._problem(f"unsupported YAML tag {tag}; tags are not used in workflows", pos)
 
     def _scalar(self, event: yaml.ScalarEvent, pos: tuple[int, int]) -> Any:

@@ -1,0 +1,80 @@
+"""`tempeh validate`, `plan` and `graph`: the commands that read a workflow and run nothing."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from tempeh_tui.definition import load_workflow
+from tempeh_tui.definition.params import parse_param_assignments
+from tempeh_tui.errors import WorkflowError
+
+__all__ = ["graph", "plan", "validate"]
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def validate(args: argparse.Namespace) -> int:
+    results = []
+    for file in args.files:
+        try:
+            load_workflow(Path(file))
+        except WorkflowError as exc:
+            results.append((file, exc.problems))
+        else:
+            results.append((file, ()))
+    if args.json:
+        _print_json(
+            [
+                {
+                    "file": file,
+                    "ok": not problems,
+                    "problems": [
+                        {"line": p.line, "col": p.col, "path": p.path, "message": p.message}
+                        for p in problems
+                    ],
+                }
+                for file, problems in results
+            ]
+        )
+    else:
+        for file, problems in results:
+            if problems:
+                for problem in problems:
+                    print(problem, file=sys.stderr)
+            else:
+                print(f"{file}: ok")
+    return 2 if any(problems for _, problems in results) else 0
+
+
+def plan(args: argparse.Namespace) -> int:
+    from tempeh_tui.graph import build_plan
+
+    workflow = load_workflow(Path(args.file))
+    result = build_plan(workflow, parse_param_assignments(args.params))
+    data = result.to_json()
+    if args.out:
+        Path(args.out).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    if args.json:
+        _print_json(data)
+    else:
+        from tempeh_tui.cli.plan_view import print_plan
+
+        print_plan(result)
+        if args.out:
+            print(f"plan saved to {args.out}")
+    return 0
+
+
+def graph(args: argparse.Namespace) -> int:
+    from tempeh_tui.graph import build_graph
+    from tempeh_tui.graph.render import render_graph
+
+    workflow = load_workflow(Path(args.file))
+    sys.stdout.write(render_graph(build_graph(workflow), args.format))
+    return 0

@@ -1,0 +1,80 @@
+"""The command line (SPEC section 6): arguments only; handlers live beside this module."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["build_parser"]
+
+
+def _handler(module: str, function: str) -> Any:
+    """Import a command's module only when that command runs."""
+
+    def call(args: argparse.Namespace) -> int:
+        import importlib
+
+        result: int = getattr(importlib.import_module(module), function)(args)
+        return result
+
+    return call
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--db",
+        metavar="PATH",
+        help="the SQLite store (default: $TEMPEH_DB, else $XDG_STATE_HOME/tempeh/tempeh.db)",
+    )
+    params = argparse.ArgumentParser(add_help=False)
+    params.add_argument(
+        "-p",
+        "--param",
+        dest="params",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a workflow param (repeatable)",
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="tempeh",
+        description="Run multi-step deployment workflows as a DAG: in parallel, retried, "
+        "checkpointed, rolled back.",
+        epilog="Exit codes: 0 ok, 1 run failed, 2 invalid input, 3 failed and rolled back, "
+        "4 rollback failed, 5 decision timed out, 130 interrupted.",
+    )
+    from tempeh_tui import __version__
+
+    parser.add_argument("--version", action="version", version=f"tempeh {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "validate",
+        parents=[common],
+        help="check workflow files",
+        description="Check workflow files; print 'ok' per good file and FILE:LINE:COL: problem "
+        "per problem. Exit 2 if any file has a problem.",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(handler=_handler("tempeh_tui.cli.definition", "validate"))
+
+    p = sub.add_parser(
+        "plan",
+        parents=[common, params],
+        help="dry run: waves, critical path, claims, decisions",
+        description="Show what a run would do: parallel groups, critical path, resource claims, "
+        "fan-out expansions, conditions decided at plan time and optimization hints.",
+    )
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.add_argument("--out", metavar="PLAN", help="also save the plan (JSON) to this file")
+    p.set_defaults(handler=_handler("tempeh_tui.cli.definition", "plan"))
+
+    p = sub.add_parser("graph", parents=[common], help="print the dependency graph")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--format", choices=["mermaid", "dot", "text"], default="text")
+    p.set_defaults(handler=_handler("tempeh_tui.cli.definition", "graph"))
+    return parser

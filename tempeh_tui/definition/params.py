@@ -1,0 +1,75 @@
+"""Param values for a run: given with `-p NAME=VALUE`, else the declared default."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tempeh_tui.definition.models import Workflow
+from tempeh_tui.definition.suggest import did_you_mean
+from tempeh_tui.definition.yaml_reader import SourceMap
+from tempeh_tui.errors import Problem, WorkflowError
+
+__all__ = ["parse_param_assignments", "resolve_params"]
+
+
+def parse_param_assignments(pairs: list[str]) -> dict[str, str]:
+    """`["a=1", "b=x=y"]` → `{"a": "1", "b": "x=y"}`; raise WorkflowError on a missing `=`."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise WorkflowError.single(f"-p {pair}: expected NAME=VALUE", "<command line>")
+        out[name.strip()] = value
+    return out
+
+
+def resolve_params(workflow: Workflow, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Every declared param's value; raise WorkflowError listing all that are unknown,
+    not among their choices, or required without a value."""
+    smap = workflow.source_map or SourceMap("<workflow>")
+    declared = workflow.params
+    problems: list[Problem] = []
+    values: dict[str, Any] = {}
+    for name in given:
+        if name not in declared:
+            hint = did_you_mean(name, declared) or (
+                f" (declared: {', '.join(declared)})" if declared else " (it declares none)"
+            )
+            problems.append(
+                Problem(
+                    f"-p {name}: workflow '{workflow.name}' has no param '{name}'{hint}",
+                    smap.source,
+                )
+            )
+    for name, param in declared.items():
+        value = given.get(name, param.default)
+        if value is None:
+            if param.required:
+                problems.append(
+                    smap.problem(
+                        f"param '{name}' is required and has no value: give it with "
+                        f"-p {name}=VALUE"
+                        + (f" (one of {_choices(param.choices)})" if param.choices else ""),
+                        ("params", name),
+                        key=True,
+                    )
+                )
+            values[name] = None
+            continue
+        if param.choices is not None and str(value) not in {str(c) for c in param.choices}:
+            problems.append(
+                smap.problem(
+                    f"param '{name}' is '{value}', expected one of {_choices(param.choices)}",
+                    ("params", name),
+                    key=True,
+                )
+            )
+        values[name] = value
+    if problems:
+        raise WorkflowError(problems)
+    return values
+
+
+def _choices(choices: tuple[Any, ...] | None) -> str:
+    return ", ".join(str(c) for c in choices or ())

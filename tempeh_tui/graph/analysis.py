@@ -1,0 +1,95 @@
+"""What a workflow graph says before anything runs: order, critical path, redundant needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import networkx as nx
+
+from tempeh_tui.graph.build import WorkflowGraph
+
+__all__ = [
+    "CriticalPath",
+    "RedundantNeed",
+    "critical_path",
+    "parallel_groups",
+    "priorities",
+    "redundant_needs",
+]
+
+
+def parallel_groups(wg: WorkflowGraph) -> list[list[str]]:
+    """Units in waves: each wave needs only units of earlier waves (critical path first within)."""
+    rank = priorities(wg)
+    order = wg.order
+    return [
+        sorted(generation, key=lambda n: (-rank[n], order[n]))
+        for generation in nx.topological_generations(wg.graph)
+    ]
+
+
+def priorities(wg: WorkflowGraph) -> dict[str, float]:
+    """For each unit, the longest estimated time from its start to the end of the run.
+
+    A scheduler that starts the highest first keeps the critical path moving.
+    """
+    rank: dict[str, float] = {}
+    for name in reversed(list(nx.topological_sort(wg.graph))):
+        after = max((rank[s] for s in wg.graph.successors(name)), default=0.0)
+        rank[name] = wg.units[name].estimate + after
+    return rank
+
+
+@dataclass(frozen=True)
+class CriticalPath:
+    units: list[str]
+    seconds: float
+    estimated: bool
+    """True when every unit on it declared an `estimate`; else the path counts steps."""
+
+
+def critical_path(wg: WorkflowGraph) -> CriticalPath:
+    """The chain of units that bounds the run's duration."""
+    rank = priorities(wg)
+    if not rank:
+        return CriticalPath([], 0.0, False)
+    order = wg.order
+    current = min(
+        (n for n in wg.graph if wg.graph.in_degree(n) == 0), key=lambda n: (-rank[n], order[n])
+    )
+    path = [current]
+    while True:
+        nexts = list(wg.graph.successors(current))
+        if not nexts:
+            break
+        current = min(nexts, key=lambda n: (-rank[n], order[n]))
+        path.append(current)
+    estimated = all(wg.units[n].step.estimate is not None for n in path)
+    return CriticalPath(path, rank[path[0]], estimated)
+
+
+@dataclass(frozen=True)
+class RedundantNeed:
+    """`step` needs `need` directly, but also through `via` (so the direct need adds nothing)."""
+
+    step: str
+    need: str
+    via: list[str]
+
+    def __str__(self) -> str:
+        return f"needs {self.need}→{self.step} is implied by {'→'.join(self.via)}"
+
+
+def redundant_needs(wg: WorkflowGraph) -> list[RedundantNeed]:
+    """Direct needs that a longer chain already implies (the edges transitive reduction drops)."""
+    g = wg.step_graph()
+    reduced = nx.transitive_reduction(g)
+    found = []
+    for need, step in g.edges:
+        if reduced.has_edge(need, step):
+            continue
+        without = g.copy()
+        without.remove_edge(need, step)
+        found.append(RedundantNeed(step, need, nx.shortest_path(without, need, step)))
+    order = {s.name: i for i, s in enumerate(wg.workflow.steps)}
+    return sorted(found, key=lambda r: (order[r.step], order[r.need]))
