@@ -59,7 +59,15 @@ def plan(args: argparse.Namespace) -> int:
     result = build_plan(workflow, parse_param_assignments(args.params))
     data = result.to_json()
     if args.out:
-        Path(args.out).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        try:
+            Path(args.out).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            print(
+                f"tempeh: cannot save the plan to {args.out}: {exc.strerror or exc}",
+                file=sys.stderr,
+            )
+            return 2
     if args.json:
         _print_json(data)
     else:

@@ -81,15 +81,30 @@ class RedundantNeed:
 
 
 def redundant_needs(wg: WorkflowGraph) -> list[RedundantNeed]:
-    """Direct needs that a longer chain already implies (the edges transitive reduction drops)."""
-    g = wg.step_graph()
-    reduced = nx.transitive_reduction(g)
+    """Needs, as written, that a longer chain already implies (transitive reduction drops them).
+
+    Judged on the units, not the steps: a need on `deploy[eu-1]` is not implied by a chain that
+    starts at `deploy[eu-2]`.
+    """
+    reduced = nx.transitive_reduction(wg.graph)
     found = []
-    for need, step in g.edges:
-        if reduced.has_edge(need, step):
-            continue
-        without = g.copy()
-        without.remove_edge(need, step)
-        found.append(RedundantNeed(step, need, nx.shortest_path(without, need, step)))
-    order = {s.name: i for i, s in enumerate(wg.workflow.steps)}
-    return sorted(found, key=lambda r: (order[r.step], order[r.need]))
+    for step in wg.workflow.steps:
+        targets = wg.instances.get(step.name, (step.name,))
+        for need in step.needs:
+            sources = wg.instances.get(need, (need,))
+            if any(reduced.has_edge(s, t) for s in sources for t in targets):
+                continue
+            found.append(RedundantNeed(step.name, need, _chain(wg, need, sources[0], targets[0])))
+    return found
+
+
+def _chain(wg: WorkflowGraph, need: str, source: str, target: str) -> list[str]:
+    """The shortest chain from `source` to `target` other than the direct need, in step names."""
+    g = wg.graph
+    chains = (
+        nx.shortest_path(g, source, via)
+        for via in wg.needs(target)
+        if via != source and nx.has_path(g, source, via)
+    )
+    path = min(chains, key=len)
+    return [need, *(wg.step_of(unit) for unit in path[1:]), wg.step_of(target)]

@@ -172,27 +172,31 @@ def build_plan(workflow: Workflow, params: Mapping[str, Any] | None = None) -> P
         critical_path=path.units,
         critical_seconds=path.seconds,
         critical_estimated=path.estimated,
-        hints=_hints(wg, groups),
+        hints=_hints(wg, groups, {n for n, u in units.items() if u.decision == "skip"}),
     )
 
 
-def _hints(wg: WorkflowGraph, groups: list[list[str]]) -> list[str]:
+def _hints(wg: WorkflowGraph, groups: list[list[str]], skipped: set[str]) -> list[str]:
+    """Optimization hints; units skipped at plan time hold no claims and exclude nothing."""
     wf = wg.workflow
     hints = [str(r) + f": '{r.step}' can drop '{r.need}' from needs" for r in redundant_needs(wg)]
-    widest = max(groups, key=len) if groups else []
+    running = [[n for n in group if n not in skipped] for group in groups]
+    widest = max(running, key=len) if running else []
     if len(widest) > wf.max_concurrency:
         hints.append(
-            f"{len(widest)} steps could run at once (group {groups.index(widest) + 1}) but "
+            f"{len(widest)} steps could run at once (group {running.index(widest) + 1}) but "
             f"max_concurrency is {wf.max_concurrency}"
         )
     hints.extend(
         f"'{s.name}' is exclusive: it runs alone, with nothing beside it"
         for s in wf.steps
-        if s.exclusive
+        if s.exclusive and not set(wg.instances.get(s.name, (s.name,))) <= skipped
     )
     for pool, capacity in wf.resources.items():
         for number, group in enumerate(groups, start=1):
-            claimed = sum(wg.units[n].step.resources.get(pool, 0) for n in group)
+            claimed = sum(
+                wg.units[n].step.resources.get(pool, 0) for n in group if n not in skipped
+            )
             if claimed > capacity:
                 hints.append(
                     f"group {number} claims {claimed} of '{pool}' (capacity {capacity}): "
