@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Final
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 __all__ = [
@@ -139,8 +139,12 @@ def template_expressions(source: str) -> Iterator[re.Match[str]]:
 def evaluate(source: str, context: Mapping[str, Any]) -> Any:
     """Evaluate a bare expression in the sandbox."""
     try:
-        compiled = _environment().compile_expression(_strip_braces(source))
-        return compiled(**context)
+        # keep Undefined (not None) so that `outputs.missing` fails instead of reading as false
+        compiled = _environment().compile_expression(_strip_braces(source), undefined_to_none=False)
+        result = compiled(**context)
+        if isinstance(result, Undefined):
+            result._fail_with_undefined_error()
+        return result
     except TemplateSyntaxError as exc:
         raise ExpressionError(_syntax_message(exc, source)) from None
     except Exception as exc:  # user expression: any failure is the expression's

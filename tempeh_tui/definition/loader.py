@@ -13,7 +13,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from tempeh_tui.definition.checks import Finding, WorkflowParts, check_parts
-from tempeh_tui.definition.models import STEP_ALIASES, Step, Workflow
+from tempeh_tui.definition.models import STEP_ALIASES, RollbackSpec, Step, Workflow
 from tempeh_tui.definition.suggest import did_you_mean
 from tempeh_tui.definition.types import Count, Text
 from tempeh_tui.definition.yaml_reader import (
@@ -159,8 +159,12 @@ def _validation_problems(
     exc: ValidationError, data: dict[str, Any], source_map: SourceMap
 ) -> list[Problem]:
     out = []
-    for error in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    inner = {tuple(e["loc"])[:n] for e in errors for n in range(len(e["loc"]))}
+    for error in errors:
         loc = tuple(error["loc"])
+        if error["type"] == "too_short" and loc in inner:
+            continue  # `steps` "too short" only because its invalid steps were left out
         key_error = "[key]" in loc
         path: DocPath = tuple(p for p in loc if p != "[key]")
         message, on_key = _describe(error, path, data)
@@ -214,7 +218,10 @@ def _describe(error: ErrorDetails, path: DocPath, data: dict[str, Any]) -> tuple
         model = _model_at(path[:-1])
         allowed = _allowed_keys(model) if model else []
         hint = did_you_mean(key, allowed)
-        inside = where or (format_path(path[:-1]) or "the workflow")
+        nested = format_path(rest[:-1]) if where else ""
+        inside = (
+            f"{nested} of {where}" if nested else where or format_path(path[:-1]) or "the workflow"
+        )
         msg = f"unknown key '{key}' in {inside}{hint}"
         if allowed and not hint:
             msg += f"; allowed: {', '.join(allowed)}"
@@ -323,4 +330,6 @@ def _allowed_keys(model: type[BaseModel]) -> list[str]:
     keys = [info.alias or name for name, info in model.model_fields.items()]
     if model is Step:
         keys += [*STEP_ALIASES, "parallel"]
+    if model is RollbackSpec:
+        keys.append("command")
     return keys

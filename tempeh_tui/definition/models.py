@@ -372,6 +372,15 @@ class Workflow(_Frozen):
             raise WorkflowError(problems)
         return self
 
+    def __eq__(self, other: object) -> bool:
+        """Equal when they say the same thing, wherever each was read from (a file, a dict)."""
+        if not isinstance(other, Workflow):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+    def __hash__(self) -> int:
+        return hash(self.fingerprint())
+
     def fingerprint(self) -> str:
         """SHA-256 of what the workflow says (not of its formatting or comments)."""
         data = self.model_dump(mode="json", by_alias=True, exclude_defaults=True)

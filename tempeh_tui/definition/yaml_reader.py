@@ -51,6 +51,7 @@ _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
 _TRUE = frozenset({"true", "True", "TRUE"})
 _FALSE = frozenset({"false", "False", "FALSE"})
 _TAG = "tag:yaml.org,2002:"
+_TOO_DEEP: Final = f"nesting deeper than {MAX_DEPTH} levels"
 
 
 class PlainInt(int):
@@ -135,7 +136,8 @@ def read_yaml_file(path: str | Path) -> YamlDocument:
             name,
         )
     try:
-        raw = p.read_bytes()
+        with p.open("rb") as file:  # bounded: /dev/zero or a pipe reports no size
+            raw = file.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise WorkflowError.single(f"cannot read: {exc.strerror}", name) from None
     return read_yaml_text(_decode(raw, name), name)
@@ -176,6 +178,8 @@ def read_yaml_text(text: str, source: str = "<string>") -> YamlDocument:
         mark = exc.problem_mark or exc.context_mark
         what = exc.problem or exc.context or "not valid YAML"
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        if "maximum nesting depth" in what:  # libyaml's own limit, met before ours in flow style
+            raise WorkflowError.single(_TOO_DEEP, source, line, col) from None
         raise WorkflowError.single(f"YAML syntax error: {what}", source, line, col) from None
     except yaml.YAMLError as exc:
         raise WorkflowError.single(f"YAML error: {exc}", source) from None
@@ -254,7 +258,7 @@ class _Builder:
             self._place(value, size, pos, None)
         elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
             if len(self._stack) >= MAX_DEPTH:
-                raise self._fatal(f"nesting deeper than {MAX_DEPTH} levels", mark)
+                raise self._fatal(_TOO_DEEP, mark)
             frame_parent = self._stack[-1] if self._stack else None
             if (
                 frame_parent is not None
@@ -262,7 +266,7 @@ class _Builder:
                 and frame_parent.key is None
             ):
                 raise self._fatal("a mapping key must be text, not a collection", mark)
-            self._check_tag(event.tag, event, pos)
+            self._check_tag(event.tag, event)
             path = self._child_path()
             self.source_map.values[path] = pos
             container: dict[str, Any] | list[Any] = (
@@ -347,12 +351,17 @@ class _Builder:
                 for k, v in src.items():
                     frame.container.setdefault(k, v)
 
-    def _check_tag(self, tag: str | None, event: Any, pos: tuple[int, int]) -> None:
+    def _check_tag(self, tag: str | None, event: Any) -> None:
         if tag is None or tag == "!":
             return
         allowed = "map" if isinstance(event, yaml.MappingStartEvent) else "seq"
         if tag != _TAG + allowed:
-            self._problem(f"unsupported YAML tag {tag}; tags are not used in workflows", pos)
+            raise self._unsupported_tag(tag, event.start_mark)
+
+    def _unsupported_tag(self, tag: str, mark: Any) -> WorkflowError:
+        """Refuse the file: a tagged value (`!!python/...`) means something we will not build."""
+        shown = "!!" + tag.removeprefix(_TAG) if tag.startswith(_TAG) else tag
+        return self._fatal(f"unsupported YAML tag {shown}; tags are not used in workflows", mark)
 
     def _scalar(self, event: yaml.ScalarEvent, pos: tuple[int, int]) -> Any:
         text: str = event.value
@@ -370,8 +379,7 @@ class _Builder:
                     return value
                 self._problem(f"'{text}' is not a valid !!{kind}", pos)
                 return text
-            self._problem(f"unsupported YAML tag {tag}; tags are not used in workflows", pos)
-            return text
+            raise self._unsupported_tag(tag, event.start_mark)
         if event.style:  # quoted, literal or folded: always a string
             return text
         return _resolve_plain(text)

@@ -1,0 +1,202 @@
+"""Expressions (`when`, `until`) and `{{ }}` templates: parsed at load time, run in a sandbox."""
+
+from __future__ import annotations
+
+import pytest
+
+from tempeh_tui.definition.expressions import (
+    ExpressionError,
+    evaluate,
+    parse_expression,
+    parse_template,
+    render_template,
+)
+from tests.definition.support import assert_problem, load, the_problem
+
+
+def test_an_expression_lists_the_params_and_steps_it_reads() -> None:
+    refs = parse_expression("steps['build'].outputs.url and params.region == 'eu'")
+    assert refs.params == {"region"}
+    assert refs.steps == {"build"}
+    assert {"steps", "params"} <= refs.names
+
+
+def test_an_expression_may_be_written_inside_braces() -> None:
+    assert parse_expression("{{ params.x }}") == parse_expression("params.x")
+    assert evaluate("{{ params.x == 'a' }}", {"params": {"x": "a"}}) is True
+
+
+@pytest.mark.parametrize("source", ["1 +", "a b", "", "   ", "params.", "{% if x %}"])
+def test_an_expression_that_does_not_parse_is_refused(source: str) -> None:
+    with pytest.raises(ExpressionError, match=r"does not parse|empty expression"):
+        parse_expression(source)
+
+
+def test_a_template_with_an_unclosed_expression_is_refused() -> None:
+    with pytest.raises(ExpressionError, match="does not parse"):
+        parse_template("Ship {{ params.version ?")
+
+
+def test_an_expression_is_evaluated_with_the_run_context() -> None:
+    context = {"params": {"region": "eu"}, "steps": {"build": {"status": "succeeded"}}}
+    assert evaluate("steps['build'].status == 'succeeded' and params.region == 'eu'", context)
+    assert evaluate("params.region in ['us', 'asia']", context) is False
+
+
+def test_a_template_renders_its_values() -> None:
+    rendered = render_template("Roll out {{ params.version }}?", {"params": {"version": "1.4.2"}})
+    assert rendered == "Roll out 1.4.2?"
+
+
+def test_a_missing_value_in_an_expression_is_an_error_not_false() -> None:
+    with pytest.raises(ExpressionError, match="has no attribute 'healthy'"):
+        evaluate("outputs.healthy", {"outputs": {}})
+
+
+def test_a_missing_value_in_a_template_is_an_error_not_empty_text() -> None:
+    with pytest.raises(ExpressionError, match="has no attribute 'nope'"):
+        render_template("v={{ params.nope }}", {"params": {}})
+
+
+def test_the_sandbox_refuses_python_internals() -> None:
+    with pytest.raises(ExpressionError, match="unsafe"):
+        evaluate("''.__class__.__mro__[1].__subclasses__()", {})
+    with pytest.raises(ExpressionError, match="unsafe"):
+        evaluate("params.__class__", {"params": {}})
+
+
+def test_the_sandbox_refuses_a_huge_range() -> None:
+    with pytest.raises(ExpressionError, match="Range too big"):
+        evaluate("range(10**9) | list | length", {})
+
+
+def test_the_sandbox_does_not_let_an_expression_change_the_context() -> None:
+    params = {"items": ["a"]}
+    with pytest.raises(ExpressionError, match="unsafe"):
+        evaluate("params['items'].append('b')", {"params": params})
+    assert params == {"items": ["a"]}
+
+
+# --- expression problems in a workflow ------------------------------------------------------
+
+
+def test_an_unknown_name_in_when_suggests_the_closest_context_name() -> None:
+    problem = the_problem(
+        """
+        name: shop
+        params: {region: eu}
+        steps:
+          - name: build
+            run: make
+            when: "parms.region == 'eu'"
+        """
+    )
+    assert_problem(
+        problem, 6, 11, "step 'build': when", "unknown name 'parms'", "did you mean 'params'"
+    )
+
+
+def test_outputs_in_when_is_refused_because_they_do_not_exist_yet() -> None:
+    problem = the_problem(
+        """
+        name: shop
+        steps:
+          - name: build
+            run: make
+            when: "outputs.ok == 'true'"
+        """
+    )
+    assert_problem(problem, 5, 11, "'outputs' (this step's) is not known before the step runs")
+
+
+def test_iteration_outside_until_is_refused() -> None:
+    problem = the_problem(
+        """
+        name: shop
+        steps:
+          - name: build
+            run: make --try {{ iteration }}
+        """
+    )
+    assert_problem(problem, 4, 10, "'iteration' is only defined in a step with until")
+
+
+def test_a_step_cannot_read_its_own_status() -> None:
+    problem = the_problem(
+        """
+        name: shop
+        steps:
+          - name: build
+            run: make
+            until: "steps['build'].status == 'succeeded'"
+            max_iterations: 3
+        """
+    )
+    assert_problem(problem, 5, 12, "cannot read its own status", "use 'outputs'")
+
+
+def test_an_unknown_step_in_an_expression_suggests_the_closest_step() -> None:
+    problem = the_problem(
+        """
+        name: shop
+        steps:
+          - name: build
+            run: make
+          - name: notify
+            needs: [build]
+            run: ./notify.sh
+            when: "steps['biuld'].status == 'failed'"
+        """
+    )
+    assert_problem(problem, 8, 11, "unknown step 'biuld'", "did you mean 'build'")
+
+
+def test_a_bad_template_in_an_env_value_is_an_error() -> None:
+    problem = the_problem(
+        """
+        name: shop
+        steps:
+          - name: build
+            run: make
+            env: {VERSION: "{{ params.version"}
+        """
+    )
+    assert_problem(problem, 5, 20, "step 'build': env.VERSION", "does not parse")
+
+
+def test_a_bad_template_in_a_cache_key_is_an_error() -> None:
+    problem = the_problem(
+        """
+        name: shop
+        steps:
+          - name: build
+            run: make
+            cache: {key: "{{ params.version + }}"}
+        """
+    )
+    assert_problem(problem, 5, 18, "step 'build': cache.key", "does not parse")
+
+
+def test_the_specs_expressions_all_load() -> None:
+    workflow = load(
+        """
+        name: shop
+        params: {version: "1.4.2"}
+        steps:
+          - name: deploy-region
+            for_each: [eu-1, us-1]
+            run: ./deploy.sh --region {{ item }} --version {{ params.version }}
+          - name: smoke
+            needs: [deploy-region]
+            run: ./smoke.sh {{ run.id }} {{ workflow.name }} {{ env.HOME }}
+            until: "outputs.healthy == 'true' or iteration > 3"
+            max_iterations: 10
+            interval: 5s
+          - name: notify
+            needs: [smoke]
+            when: "steps['smoke'].status == 'succeeded'"
+            confirm: "Tell everyone about {{ params.version }}?"
+            run: ./notify.sh {{ steps['smoke'].outputs.url }}
+        """
+    )
+    assert [s.name for s in workflow.steps] == ["deploy-region", "smoke", "notify"]
