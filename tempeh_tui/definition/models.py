@@ -27,6 +27,7 @@ from tempeh_tui.definition.types import (
     Count,
     Duration,
     EnvName,
+    NeedName,
     ParamValue,
     Percent,
     StepName,
@@ -237,7 +238,7 @@ class Step(_Frozen):
     run: Text | None = None
     python: Annotated[Text, AfterValidator(_python_ref)] | None = None
     confirm: Text | None = None
-    needs: tuple[StepName, ...] = ()
+    needs: tuple[NeedName, ...] = ()
     when: Text | None = None
     env: dict[EnvName, Text] = Field(default_factory=dict)
     secrets: tuple[EnvName, ...] = ()

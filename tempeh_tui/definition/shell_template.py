@@ -105,7 +105,77 @@ def parse_shell_template(command: str) -> ShellTemplate:
     tail = command[pos:]
     _refuse_statements(tail)
     literals.append(tail)
+    _refuse_arithmetic(literals, expressions)
     return ShellTemplate(tuple(literals), tuple(expressions), tuple(quoting))
+
+
+_ARITH_OPERATOR = re.compile(r"(^|\s)-(eq|ne|lt|le|gt|ge)(\s|$)")
+_LET = re.compile(r"(^|[\n;&|(])\s*(let|declare\s+-\w*i\w*|local\s+-\w*i\w*)\s")
+
+
+def _refuse_arithmetic(literals: list[str], expressions: list[str]) -> None:
+    """Refuse `{{ }}` where bash evaluates a variable's value as arithmetic.
+
+    There even a quoted `${X}` is evaluated as code (`X='a[$(cmd)]'; $((X))` runs cmd): inside
+    `$(( ))`, `(( ))`, `let`, array subscripts, and `[[ ]]` with -eq, -lt and the like.
+    """
+    text = ""
+    places: list[tuple[int, str]] = []
+    for literal, expr in zip(literals, expressions, strict=False):
+        text += literal
+        places.append((len(text), expr))
+        text += "0"  # stands for the value: a word, not an operator
+    text += literals[-1]
+    for offset, expr in places:
+        context = _arith_context(text, offset)
+        if context is not None:
+            raise ExpressionError(
+                f"'{{{{ {expr} }}}}' is inside {context}, where bash evaluates a value as "
+                "code even from a variable; compare with [ ] (test) instead, or check that "
+                "the value is a number first"
+            )
+
+
+def _arith_context(text: str, offset: int) -> str | None:
+    """The arithmetic context around `offset` in `text`, if any."""
+    stack: list[tuple[str, int]] = []
+    i = 0
+    while i < offset:
+        two = text[i : i + 2]
+        if two == "((":
+            stack.append(("$(( ))" if text[i - 1 : i] == "$" else "(( ))", i))
+            i += 2
+            continue
+        if two == "))" and stack and stack[-1][0] in ("$(( ))", "(( ))"):
+            stack.pop()
+            i += 2
+            continue
+        if two == "[[":
+            stack.append(("[[ ]]", i))
+            i += 2
+            continue
+        if two == "]]" and stack and stack[-1][0] == "[[ ]]":
+            stack.pop()
+            i += 2
+            continue
+        ch = text[i]
+        if ch == "[" and i > 0 and (text[i - 1].isalnum() or text[i - 1] == "_"):
+            stack.append(("an array subscript", i))
+        elif ch == "]" and stack and stack[-1][0] == "an array subscript":
+            stack.pop()
+        i += 1
+    if stack:
+        kind, start = stack[-1]
+        if kind != "[[ ]]":
+            return kind
+        end = text.find("]]", offset)
+        if _ARITH_OPERATOR.search(text[start + 2 : end if end >= 0 else len(text)]):
+            return "[[ ]] with an arithmetic comparison"
+        return None
+    line_start = text.rfind("\n", 0, offset) + 1
+    if _LET.search(text[line_start:offset]):
+        return "let (or an integer declaration)"
+    return None
 
 
 def _refuse_statements(literal: str) -> None:

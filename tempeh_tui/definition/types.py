@@ -14,6 +14,7 @@ __all__ = [
     "Count",
     "Duration",
     "EnvName",
+    "NeedName",
     "ParamValue",
     "Percent",
     "StepName",
@@ -111,6 +112,19 @@ def _step_name(value: str) -> str:
     return value
 
 
+_NEED = re.compile(r"(?P<step>.+?)(\[[^\[\]]+\])?")
+
+
+def _need_name(value: str) -> str:
+    """A step name, or one fan-out instance of it: `deploy[eu-1]`."""
+    match = _NEED.fullmatch(value)
+    if match is None or not _STEP_NAME.fullmatch(match.group("step")):
+        raise ValueError(
+            f"'{value}' is not a step name (or a fan-out instance such as 'deploy[eu-1]')"
+        )
+    return value
+
+
 def _env_name(value: str) -> str:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
         raise ValueError(
@@ -125,5 +139,6 @@ Count = Annotated[int, BeforeValidator(_count), Field(ge=1)]
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Percent = Annotated[float, Field(gt=0, le=100)]
 StepName = Annotated[str, BeforeValidator(_text), AfterValidator(_step_name)]
+NeedName = Annotated[str, BeforeValidator(_text), AfterValidator(_need_name)]
 EnvName = Annotated[str, AfterValidator(_env_name)]
 ParamValue = Annotated[str | bool | int | float, BeforeValidator(_param_value)]

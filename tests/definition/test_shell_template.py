@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -141,13 +142,6 @@ def test_a_value_with_spaces_stays_one_argument(tmp_path: Path) -> None:
     assert run_bash(rendered, env, tmp_path) == "<a b  c>"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="known gap: bash evaluates an arithmetic operand's value as code "
-    "(x='a[$(cmd)]'; $(( x ))), so a reference is not enough there; the scanner does not "
-    "refuse {{ }} inside $(( )), (( )) or [[ -eq ]] yet",
-)
 def test_a_hostile_value_in_an_arithmetic_context_runs_nothing(tmp_path: Path) -> None:
     try:
         rendered, env = parse_shell_template("echo $(( 1 + {{ x }} ))").render(
@@ -204,3 +198,25 @@ def test_every_shell_command_of_a_step_is_checked(
         """
     )
     assert_problem(problem, 6, 5 + len(key) + 2, f"step 'build': {label}", where)
+
+
+@pytest.mark.parametrize(
+    ("command", "context"),
+    [
+        ("(( {{ x }} > 1 ))", "(( ))"),
+        ('[[ "{{ x }}" -eq 1 ]]', "[[ ]] with an arithmetic comparison"),
+        ("let y={{ x }}+1", "let"),
+        ("echo ${arr[{{ x }}]}", "an array subscript"),
+    ],
+)
+def test_braces_where_bash_evaluates_arithmetic_are_refused(command: str, context: str) -> None:
+    with pytest.raises(ExpressionError, match=re.escape(context)):
+        parse_shell_template(command)
+
+
+@pytest.mark.parametrize(
+    "command",
+    ['[[ "{{ x }}" == prod ]]', 'if [ "{{ x }}" -eq 1 ]; then echo; fi', "echo {{ x }} $((1+2))"],
+)
+def test_braces_next_to_arithmetic_but_not_in_it_are_fine(command: str) -> None:
+    assert parse_shell_template(command).expressions == ("x",)

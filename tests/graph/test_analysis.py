@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
-import pytest
-
 from tempeh_tui.definition import parse_workflow
-from tempeh_tui.errors import WorkflowError
 from tempeh_tui.graph import WorkflowGraph, build_graph
 from tempeh_tui.graph.analysis import critical_path, parallel_groups, priorities, redundant_needs
 
@@ -170,11 +167,6 @@ def test_needs_that_are_all_necessary_are_not_reported() -> None:
     assert redundant_needs(graph_of(DIAMOND)) == []
 
 
-@pytest.mark.xfail(
-    raises=WorkflowError,
-    strict=True,
-    reason="definition/ refuses 'deploy[eu-1]' in needs (Step.needs uses StepName)",
-)
 def test_a_need_on_one_instance_is_not_implied_by_a_chain_through_another_instance() -> None:
     wg = graph_of(
         """

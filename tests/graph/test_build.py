@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
-import pytest
-
 from tempeh_tui.definition import parse_workflow
-from tempeh_tui.errors import WorkflowError
 from tempeh_tui.graph import WorkflowGraph, build_graph
 
 
@@ -64,12 +61,6 @@ def test_mapping_items_name_their_instances_by_position() -> None:
     assert wg.unit("test[1]").item == {"py": "3.12"}
 
 
-@pytest.mark.xfail(
-    raises=WorkflowError,
-    strict=True,
-    reason="definition/ refuses 'deploy[eu-1]' in needs: Step.needs uses StepName, which forbids "
-    "brackets (checks.py and graph/build.py already handle instance needs)",
-)
 def test_a_need_on_one_instance_connects_only_that_instance() -> None:
     wg = graph_of(
         """
