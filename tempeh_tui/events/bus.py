@@ -1,0 +1,59 @@
+"""The one stream of events a run publishes; the store and every view subscribe to it."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import anyio
+
+from tempeh_tui.events.types import Event
+
+__all__ = ["EventBus", "Subscriber"]
+
+Subscriber = Callable[[Event], None]
+E = TypeVar("E", bound=Event)
+
+
+class EventBus:
+    """Numbers events, stamps them, and hands each to every subscriber, in order.
+
+    Subscribers are called synchronously and must be quick (append to a buffer, update a
+    model); anything slow belongs in the subscriber's own task.
+    """
+
+    def __init__(self, run_id: str, first_seq: int = 0) -> None:
+        self.run_id = run_id
+        self._seq = first_seq
+        self._subscribers: list[Subscriber] = []
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Add a subscriber; returns the function that removes it."""
+        self._subscribers.append(subscriber)
+        return lambda: self._subscribers.remove(subscriber)
+
+    def emit(self, cls: type[E], /, **fields: Any) -> E:
+        self._seq += 1
+        event = cls(run_id=self.run_id, seq=self._seq, ts=time.time(), **fields)
+        for subscriber in self._subscribers:
+            subscriber(event)
+        return event
+
+    @asynccontextmanager
+    async def stream(self) -> AsyncIterator[AsyncIterator[Event]]:
+        """`async with bus.stream() as events: async for event in events: ...`"""
+        send, receive = anyio.create_memory_object_stream[Event](max_buffer_size=math.inf)
+        unsubscribe = self.subscribe(send.send_nowait)
+        try:
+            async with receive:
+                yield receive
+        finally:
+            unsubscribe()
+            send.close()

@@ -1,0 +1,158 @@
+"""The event types: the one vocabulary between the engine, the store and the views.
+
+Events are small frozen dataclasses (not pydantic models: a step printing 100k lines a second
+makes 100k of them). `seq` and `ts` are given by the `EventBus` when the event is published.
+`to_json()` is the `--json` line format of SPEC section 6.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from tempeh_tui.events.states import RunStatus, StepStatus
+
+__all__ = [
+    "EVENT_TYPES",
+    "ConcurrencyChanged",
+    "Event",
+    "RunFinished",
+    "RunStarted",
+    "StepFinished",
+    "StepOutput",
+    "StepRetrying",
+    "StepStarted",
+    "StepStatusChanged",
+    "iso_time",
+]
+
+
+def iso_time(ts: float) -> str:
+    """ISO 8601 with a time zone (SPEC 6), to the millisecond."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    type: ClassVar[str] = "event"
+
+    run_id: str
+    step: str | None = None
+    seq: int = 0
+    ts: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "seq": self.seq,
+            "ts": iso_time(self.ts),
+            "run_id": self.run_id,
+            "step": self.step,
+            "type": self.type,
+        }
+        for f in dataclasses.fields(self):
+            if f.name not in out:
+                out[f.name] = getattr(self, f.name)
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunStarted(Event):
+    """A run began (or resumed): what it runs, with which params and limits."""
+
+    type: ClassVar[str] = "run_started"
+    workflow: str
+    params: dict[str, Any] = field(default_factory=dict)
+    units: tuple[str, ...] = ()
+    max_concurrency: int = 4
+    resumed: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunFinished(Event):
+    type: ClassVar[str] = "run_finished"
+    status: RunStatus
+    message: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepStatusChanged(Event):
+    """A unit moved to a non-terminal state (`waiting`, `awaiting_confirmation`, ...)."""
+
+    type: ClassVar[str] = "step_status"
+    status: StepStatus
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepStarted(Event):
+    """An attempt (or a loop iteration) began running."""
+
+    type: ClassVar[str] = "step_started"
+    attempt: int
+    iteration: int = 1
+    command: str | None = None
+    pid: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepOutput(Event):
+    """One line a step printed (secrets already masked)."""
+
+    type: ClassVar[str] = "step_output"
+    stream: str  # "stdout" | "stderr" | "tempeh" (the engine's own notes about the step)
+    line: str
+    attempt: int = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepRetrying(Event):
+    """An attempt failed with a class worth retrying; the next one starts after `delay`."""
+
+    type: ClassVar[str] = "step_retrying"
+    attempt: int
+    next_attempt: int
+    error_class: str
+    exit_code: int | None
+    delay: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepFinished(Event):
+    """A unit reached a terminal state."""
+
+    type: ClassVar[str] = "step_finished"
+    status: StepStatus
+    attempts: int = 0
+    exit_code: int | None = None
+    error_class: str | None = None
+    severity: str | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
+    duration: float | None = None
+    cached: bool = False
+    cache_key: str | None = None
+    """The rendered cache key (with the files' hash) of a succeeded step that has `cache`."""
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConcurrencyChanged(Event):
+    type: ClassVar[str] = "concurrency_changed"
+    max_concurrency: int
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls
+    for cls in (
+        RunStarted,
+        RunFinished,
+        StepStatusChanged,
+        StepStarted,
+        StepOutput,
+        StepRetrying,
+        StepFinished,
+        ConcurrencyChanged,
+    )
+}

@@ -1,0 +1,127 @@
+"""Buffered event recording with group commit: what every store does between `record` and disk.
+
+`record` only appends. `flush` writes everything recorded so far in one transaction; a flush that
+arrives while another is writing waits, and finds its events either in the write that just
+ended or in the next one, which carries everything recorded by then (group commit: many
+callers, one commit). `autoflush` does it every few milliseconds in the background.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import Self
+
+import anyio
+
+from tempeh_tui.events import Event
+
+__all__ = ["EventBuffer"]
+
+
+class EventBuffer(ABC):
+    """The recording half of a store; subclasses say how a batch of changes is written."""
+
+    def __init__(self) -> None:
+        self._pending: list[Event] = []
+        self._recorded = 0  # events recorded since this store was made
+        self._durable = 0  # of those, how many a finished write has made durable
+        self._write_lock = anyio.Lock()
+        self.commits = 0
+        """Write transactions made so far (flushes that found nothing to write make none)."""
+
+    @abstractmethod
+    async def open(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def _write(self, batch: list[Event]) -> None:
+        """Write one batch (`project` it first) in one transaction: all of it, or none of it
+        and raise."""
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def pending(self) -> int:
+        """Events recorded but not yet durable."""
+        return self._recorded - self._durable
+
+    def record(self, event: Event) -> None:
+        """A bus subscriber: keep the event for the next flush. Never blocks, never fails."""
+        self._pending.append(event)
+        self._recorded += 1
+
+    async def flush(self) -> None:
+        """Return once every event recorded before this call is durable."""
+        target = self._recorded
+        if self._durable >= target:
+            return
+        async with self._write_lock:
+            if self._durable >= target:
+                return  # the write we waited for carried our events
+            batch, self._pending = self._pending, []
+            upto = self._recorded
+            try:
+                # A half-written checkpoint helps nobody: once begun, a write completes.
+                with anyio.CancelScope(shield=True):
+                    await self._write(batch)
+            except BaseException:
+                self._pending[:0] = batch  # keep them for the next try
+                raise
+            self._durable = upto
+            self.commits += 1
+
+    @asynccontextmanager
+    async def autoflush(self, interval: float = 0.05) -> AsyncIterator[None]:
+        """Flush every `interval` seconds while the block runs, and once more when it ends
+        (also when it is cancelled or fails, so an interrupted run is checkpointed).
+
+        A failing write stops the block and is raised as itself (not in an exception group).
+        """
+        if not math.isfinite(interval) or interval <= 0:
+            raise ValueError(f"autoflush interval must be a positive number, not {interval}")
+        failures: list[Exception] = []
+        error: BaseException | None = None
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._flush_every, interval, failures, group.cancel_scope)
+                try:
+                    yield
+                except BaseException as exc:  # raised again below, as itself
+                    error = exc
+                finally:
+                    group.cancel_scope.cancel()
+        finally:  # also when an outer cancel scope makes the group raise
+            if not failures:
+                with anyio.CancelScope(shield=True):
+                    await self.flush()
+        if failures:
+            raise failures[0]
+        if error is not None:
+            raise error
+
+    async def _flush_every(
+        self, interval: float, failures: list[Exception], scope: anyio.CancelScope
+    ) -> None:
+        try:
+            while True:
+                await anyio.sleep(interval)
+                await self.flush()
+        except Exception as exc:
+            failures.append(exc)
+            scope.cancel()

@@ -1,0 +1,221 @@
+"""Events turned into row changes: the one place that says what each event does to the store.
+
+`project(events)` folds a batch of events into the net change per row (a step that changed
+state five times in a batch is written once), in the column encoding both stores keep (JSON text,
+status strings, 0/1 flags). `SqliteStore` applies the result with one `executemany` per table
+and column set; `MemoryStore` applies it to dicts. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tempeh_tui.events import (
+    ConcurrencyChanged,
+    Event,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+    StepOutput,
+    StepRetrying,
+    StepStarted,
+    StepStatus,
+    StepStatusChanged,
+)
+
+__all__ = ["Changes", "Patch", "dumps", "project"]
+
+_COMMON_FIELDS = frozenset({"seq", "ts", "run_id", "step", "type"})
+_ROLLBACK_STATES = frozenset({StepStatus.ROLLED_BACK, StepStatus.ROLLBACK_FAILED})
+
+RunKey = str
+UnitKey = tuple[str, str]
+AttemptKey = tuple[str, str, int]
+Signature = tuple[tuple[str, bool], ...]
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_EVENT_FIELDS: dict[type[Event], tuple[str, ...]] = {}
+
+
+def dumps(value: Any) -> str:
+    """JSON as the store keeps it: compact, and readable in any language (no \\u escapes)."""
+    return _ENCODER.encode(value)
+
+
+def _event_data(event: Event) -> str:
+    """The event's own fields (not those the `events` table has columns for), as JSON."""
+    names = _EVENT_FIELDS.get(type(event))
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(event) if f.name not in _COMMON_FIELDS)
+        _EVENT_FIELDS[type(event)] = names
+    return _ENCODER.encode({name: getattr(event, name) for name in names})
+
+
+@dataclass
+class Patch:
+    """The columns to change on one row. A `fill`ed column is written only if the row has no
+    value there yet (a step's first start time survives its retries and a resume)."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    fill_only: set[str] = field(default_factory=set)
+
+    def set(self, column: str, value: Any) -> None:
+        self.values[column] = value
+        self.fill_only.discard(column)
+
+    def fill(self, column: str, value: Any) -> None:
+        if column not in self.values:
+            self.values[column] = value
+            self.fill_only.add(column)
+        elif self.values[column] is None:  # set to empty earlier in this batch: fill it now
+            self.values[column] = value
+
+    @property
+    def signature(self) -> Signature:
+        """Which columns, and how: patches with one signature share one SQL statement."""
+        return tuple(sorted((column, column in self.fill_only) for column in self.values))
+
+    def apply_to(self, row: dict[str, Any]) -> None:
+        for column, value in self.values.items():
+            if column not in self.fill_only or row.get(column) is None:
+                row[column] = value
+
+
+@dataclass
+class Changes:
+    """The net effect of a batch of events, row by row, in the order rows must be written:
+    runs first (placeholders for runs nobody created), then units, then their attempts."""
+
+    new_runs: dict[RunKey, tuple[str, float]] = field(default_factory=dict)
+    """Every run the batch touches: its workflow name (if the batch says it) and first event
+    time, for a placeholder row if no `create_run` made one (writes never fail for that)."""
+    runs: dict[RunKey, Patch] = field(default_factory=dict)
+    units: dict[UnitKey, Patch] = field(default_factory=dict)
+    """Every unit the batch touches (an empty patch only makes sure the row exists)."""
+    new_attempts: dict[AttemptKey, None] = field(default_factory=dict)
+    attempts: dict[AttemptKey, Patch] = field(default_factory=dict)
+    logs: list[tuple[str, int, float, str, int, str, str]] = field(default_factory=list)
+    """(run_id, seq, ts, step, attempt, stream, line)"""
+    events: list[tuple[str, int, float, str, str | None, str]] = field(default_factory=list)
+    """(run_id, seq, ts, type, step, data): every event but output lines, which are `logs`."""
+
+    def run(self, run_id: str) -> Patch:
+        return self.runs.setdefault(run_id, Patch())
+
+    def unit(self, run_id: str, name: str) -> Patch:
+        return self.units.setdefault((run_id, name), Patch())
+
+    def attempt(self, run_id: str, name: str, attempt: int) -> Patch:
+        """An attempt's patch; it changes the row only if a `StepStarted` created it."""
+        self.unit(run_id, name)
+        return self.attempts.setdefault((run_id, name, attempt), Patch())
+
+
+def project(events: Iterable[Event]) -> Changes:
+    """Fold `events`, in order, into the changes they make to the store's rows."""
+    changes = Changes()
+    for event in events:
+        changes.new_runs.setdefault(event.run_id, ("", event.ts))
+        if isinstance(event, StepOutput):
+            changes.logs.append(
+                (
+                    event.run_id,
+                    event.seq,
+                    event.ts,
+                    event.step or "",
+                    event.attempt,
+                    event.stream,
+                    event.line,
+                )
+            )
+            continue
+        _project_one(changes, event)
+        changes.events.append(
+            (event.run_id, event.seq, event.ts, event.type, event.step, _event_data(event))
+        )
+    return changes
+
+
+def _project_one(changes: Changes, event: Event) -> None:
+    if isinstance(event, RunStarted):
+        changes.new_runs[event.run_id] = (event.workflow, changes.new_runs[event.run_id][1])
+        run = changes.run(event.run_id)
+        run.set("status", "running")
+        run.fill("started_at", event.ts)  # a resumed run keeps its first start
+        run.set("ended_at", None)
+        run.set("message", None)
+        run.set("max_concurrency", event.max_concurrency)
+        for position, name in enumerate(event.units):
+            changes.unit(event.run_id, name).fill("position", position)
+    elif isinstance(event, RunFinished):
+        run = changes.run(event.run_id)
+        run.set("status", event.status.value)
+        run.set("ended_at", event.ts)
+        run.set("message", event.message)
+    elif isinstance(event, ConcurrencyChanged):
+        changes.run(event.run_id).set("max_concurrency", event.max_concurrency)
+    elif event.step is None:
+        return  # a step event without a step: nothing to project (kept in `events`)
+    elif isinstance(event, StepStatusChanged):
+        unit = changes.unit(event.run_id, event.step)
+        unit.set("status", event.status.value)
+        unit.set("reason", event.reason)
+    elif isinstance(event, StepStarted):
+        _step_started(changes, event, event.step)
+    elif isinstance(event, StepRetrying):
+        unit = changes.unit(event.run_id, event.step)
+        unit.set("exit_code", event.exit_code)
+        unit.set("error_class", event.error_class)
+        attempt = changes.attempt(event.run_id, event.step, event.attempt)
+        attempt.fill("ended_at", event.ts)
+        attempt.set("exit_code", event.exit_code)
+        attempt.set("error_class", event.error_class)
+        attempt.set("delay_after", event.delay)
+    elif isinstance(event, StepFinished):
+        _step_finished(changes, event, event.step)
+
+
+def _step_started(changes: Changes, event: StepStarted, name: str) -> None:
+    unit = changes.unit(event.run_id, name)
+    unit.set("status", StepStatus.RUNNING.value)
+    unit.set("attempts", event.attempt)
+    unit.fill("started_at", event.ts)
+    for column in ("ended_at", "exit_code", "error_class", "severity", "reason"):
+        unit.set(column, None)
+    unit.set("pid", event.pid)
+    key = (event.run_id, name, event.attempt)
+    changes.new_attempts[key] = None
+    attempt = changes.attempt(*key)
+    attempt.fill("started_at", event.ts)  # a loop's later iterations stay in the same attempt
+    attempt.set("iteration", event.iteration)
+    attempt.set("pid", event.pid)
+    for column in ("ended_at", "exit_code", "error_class", "delay_after"):
+        attempt.set(column, None)  # all a batch's earlier events may have said of this attempt
+
+
+def _step_finished(changes: Changes, event: StepFinished, name: str) -> None:
+    unit = changes.unit(event.run_id, name)
+    unit.set("status", event.status.value)
+    unit.set("reason", event.reason)
+    if event.status in _ROLLBACK_STATES:
+        return  # what the step did (its times, exit code, outputs) stays; rollbacks: issue 5
+    unit.set("ended_at", event.ts)
+    if event.attempts > 0:
+        unit.set("attempts", event.attempts)
+    unit.set("exit_code", event.exit_code)
+    unit.set("error_class", event.error_class)
+    unit.set("severity", event.severity)
+    unit.set("outputs", dumps(event.outputs))
+    unit.set("cached", int(event.cached))
+    unit.set("cache_key", event.cache_key)
+    if event.attempts > 0 and not event.cached:
+        # A retried attempt was closed by StepRetrying already; these only fill what is missing.
+        attempt = changes.attempt(event.run_id, name, event.attempts)
+        attempt.fill("ended_at", event.ts)
+        attempt.fill("exit_code", event.exit_code)
+        attempt.fill("error_class", event.error_class)

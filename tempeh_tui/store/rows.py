@@ -1,0 +1,198 @@
+"""Rows as both stores keep them, and the records readers get back from them.
+
+A row is a mapping of column name to SQLite value (`sqlite3.Row` or a plain dict), so the
+conversion to records is written once for `SqliteStore` and `MemoryStore`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+from tempeh_tui.events import RunStatus, StepStatus
+from tempeh_tui.store.base import AttemptRecord, CachedResult, LogRecord, RunRecord, StepRecord
+from tempeh_tui.store.projection import dumps
+
+__all__ = [
+    "RUN_COLUMNS",
+    "attempt_from_row",
+    "cached_from_row",
+    "log_from_row",
+    "new_attempt_row",
+    "new_unit_row",
+    "placeholder_run_row",
+    "run_from_row",
+    "run_row",
+    "step_from_row",
+    "unit_matches",
+    "unit_order",
+]
+
+
+class Row(Protocol):
+    """A row by column name: a `sqlite3.Row` or a `MemoryStore` dict."""
+
+    def __getitem__(self, column: str, /) -> Any: ...
+
+
+RUN_COLUMNS = (
+    "id",
+    "workflow",
+    "status",
+    "definition",
+    "definition_hash",
+    "params",
+    "source",
+    "created_at",
+    "started_at",
+    "ended_at",
+    "max_concurrency",
+    "message",
+)
+
+
+def run_row(run: RunRecord) -> dict[str, Any]:
+    """The row `create_run` stores; `created_at` orders `list_runs` even before a run starts."""
+    return {
+        "id": run.id,
+        "workflow": run.workflow,
+        "status": run.status.value,
+        "definition": dumps(run.definition),
+        "definition_hash": run.definition_hash,
+        "params": dumps(run.params),
+        "source": run.source,
+        "created_at": run.started_at if run.started_at is not None else time.time(),
+        "started_at": run.started_at,
+        "ended_at": run.ended_at,
+        "max_concurrency": run.max_concurrency,
+        "message": run.message,
+    }
+
+
+def placeholder_run_row(run_id: str, workflow: str, ts: float) -> dict[str, Any]:
+    """The row of a run that events name but `create_run` never stored: its history is kept,
+    but with no definition it cannot be resumed."""
+    return {
+        **dict.fromkeys(RUN_COLUMNS),
+        "id": run_id,
+        "workflow": workflow,
+        "status": RunStatus.RUNNING.value,
+        "definition": "{}",
+        "definition_hash": "",
+        "params": "{}",
+        "created_at": ts,
+    }
+
+
+def new_unit_row(run_id: str, name: str) -> dict[str, Any]:
+    """A unit's row before anything happened to it (the schema's defaults)."""
+    return {
+        "run_id": run_id,
+        "name": name,
+        "position": None,
+        "status": StepStatus.PENDING.value,
+        "attempts": 0,
+        "exit_code": None,
+        "error_class": None,
+        "severity": None,
+        "outputs": "{}",
+        "started_at": None,
+        "ended_at": None,
+        "cached": 0,
+        "cache_key": None,
+        "reason": None,
+        "pid": None,
+    }
+
+
+def new_attempt_row(run_id: str, step: str, attempt: int) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "step": step,
+        "attempt": attempt,
+        "iteration": 1,
+        "started_at": None,
+        "ended_at": None,
+        "exit_code": None,
+        "error_class": None,
+        "delay_after": None,
+        "pid": None,
+        "pgid": None,
+        "process_started": None,
+    }
+
+
+def unit_order(row: Row) -> tuple[bool, int, str]:
+    """Units in plan order (`RunStarted.units`), then those it did not list, by name; the
+    SQL twin is `ORDER BY position IS NULL, position, name`."""
+    return (row["position"] is None, row["position"] or 0, row["name"])
+
+
+def run_from_row(row: Row, steps: Sequence[StepRecord] = ()) -> RunRecord:
+    return RunRecord(
+        id=row["id"],
+        workflow=row["workflow"],
+        status=RunStatus(row["status"]),
+        definition=json.loads(row["definition"]),
+        definition_hash=row["definition_hash"],
+        params=json.loads(row["params"]),
+        source=row["source"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        max_concurrency=row["max_concurrency"],
+        message=row["message"],
+        steps=tuple(steps),
+    )
+
+
+def step_from_row(row: Row, attempts: Iterable[AttemptRecord] = ()) -> StepRecord:
+    return StepRecord(
+        name=row["name"],
+        status=StepStatus(row["status"]),
+        attempts=row["attempts"],
+        exit_code=row["exit_code"],
+        error_class=row["error_class"],
+        severity=row["severity"],
+        outputs=json.loads(row["outputs"]),
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        cached=bool(row["cached"]),
+        reason=row["reason"],
+        attempt_history=tuple(attempts),
+    )
+
+
+def attempt_from_row(row: Row) -> AttemptRecord:
+    return AttemptRecord(
+        attempt=row["attempt"],
+        started_at=row["started_at"] or 0.0,
+        ended_at=row["ended_at"],
+        exit_code=row["exit_code"],
+        error_class=row["error_class"],
+        delay_after=row["delay_after"],
+        pid=row["pid"],
+        iteration=row["iteration"],
+    )
+
+
+def log_from_row(row: Row) -> LogRecord:
+    return LogRecord(
+        seq=row["seq"],
+        ts=row["ts"],
+        step=row["step"],
+        attempt=row["attempt"],
+        stream=row["stream"],
+        line=row["line"],
+    )
+
+
+def cached_from_row(unit: Row) -> CachedResult:
+    outputs = json.loads(unit["outputs"])
+    return CachedResult(run_id=unit["run_id"], step=unit["name"], outputs=outputs)
+
+
+def unit_matches(unit: str, step: str) -> bool:
+    """`logs RUN deploy` shows the step and every fan-out instance of it (`deploy[eu-1]`)."""
+    return unit == step or unit.startswith(step + "[")

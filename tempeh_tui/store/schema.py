@@ -1,0 +1,104 @@
+"""The SQLite schema, as a list of migrations numbered by `PRAGMA user_version`.
+
+Migration N takes a store from version N-1 to N; a store newer than the last migration is
+refused (a later tempeh wrote it). `application_id` marks the file as tempeh's, so a foreign
+SQLite file is refused rather than written into.
+
+Columns written by later issues are here from version 1: the run's lease (`holder_*`,
+`heartbeat`: one driver per run) and each attempt's process group and its start time (`pgid`,
+`process_started`: on resume, kill what a dead engine left only if it is still that process).
+A step is *in doubt* when its unit is `running` and its last attempt has no `ended_at`.
+"""
+
+from __future__ import annotations
+
+__all__ = ["APPLICATION_ID", "MIGRATIONS", "SCHEMA_VERSION"]
+
+APPLICATION_ID = 0x74656D70  # "temp"
+
+_V1 = """
+CREATE TABLE runs (
+    id              TEXT PRIMARY KEY,
+    workflow        TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    definition      TEXT NOT NULL,              -- JSON: what resume runs, not the file
+    definition_hash TEXT NOT NULL,
+    params          TEXT NOT NULL DEFAULT '{}', -- JSON
+    source          TEXT,
+    created_at      REAL NOT NULL,              -- orders `tempeh runs`
+    started_at      REAL,
+    ended_at        REAL,
+    max_concurrency INTEGER,
+    message         TEXT,
+    holder_pid      INTEGER,                    -- the lease: who drives the run
+    holder_host     TEXT,
+    holder_started  REAL,                       -- the holder's process start time
+    heartbeat       REAL
+);
+CREATE INDEX runs_by_age ON runs (created_at);
+CREATE INDEX runs_by_workflow ON runs (workflow);
+
+CREATE TABLE units (
+    run_id      TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    name        TEXT NOT NULL,                  -- a step, or a fan-out instance `step[item]`
+    position    INTEGER,                        -- its place in the plan: the order `show` keeps
+    status      TEXT NOT NULL DEFAULT 'pending',
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    exit_code   INTEGER,
+    error_class TEXT,
+    severity    TEXT,
+    outputs     TEXT NOT NULL DEFAULT '{}',     -- JSON
+    started_at  REAL,
+    ended_at    REAL,
+    cached      INTEGER NOT NULL DEFAULT 0,
+    cache_key   TEXT,
+    reason      TEXT,
+    pid         INTEGER,
+    PRIMARY KEY (run_id, name)
+) WITHOUT ROWID;
+CREATE INDEX units_by_cache_key ON units (cache_key) WHERE cache_key IS NOT NULL;
+
+CREATE TABLE attempts (
+    run_id          TEXT NOT NULL,
+    step            TEXT NOT NULL,
+    attempt         INTEGER NOT NULL,
+    iteration       INTEGER NOT NULL DEFAULT 1,
+    started_at      REAL,
+    ended_at        REAL,
+    exit_code       INTEGER,
+    error_class     TEXT,
+    delay_after     REAL,
+    pid             INTEGER,
+    pgid            INTEGER,
+    process_started REAL,
+    PRIMARY KEY (run_id, step, attempt),
+    FOREIGN KEY (run_id, step) REFERENCES units (run_id, name) ON DELETE CASCADE
+) WITHOUT ROWID;
+
+CREATE TABLE logs (
+    run_id  TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    seq     INTEGER NOT NULL,                   -- the run's event sequence number
+    ts      REAL NOT NULL,
+    step    TEXT NOT NULL,                      -- '' for the run's own lines
+    attempt INTEGER NOT NULL,
+    stream  TEXT NOT NULL,                      -- stdout | stderr | tempeh
+    line    TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX logs_by_step ON logs (run_id, step, seq);
+
+CREATE TABLE events (
+    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    seq    INTEGER NOT NULL,
+    ts     REAL NOT NULL,
+    type   TEXT NOT NULL,
+    step   TEXT,
+    data   TEXT NOT NULL,                       -- JSON: the event's own fields
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1,)
+"""MIGRATIONS[n] takes a store from version n to n + 1. Append; never edit a released one."""
+
+SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,228 @@
+"""The default store: one SQLite file in WAL mode, written in batches, read by anyone.
+
+Two connections: the write side (`sqlite_writer`: plain sqlite3 on a thread of its own, one hop a
+transaction) and a read-only aiosqlite one, so readers never wait behind a flush and a flush never
+waits behind readers. Other processes (`tempeh logs --follow`, `tempeh watch`) read the same file
+while a run writes it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from itertools import groupby
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+import anyio
+
+from tempeh_tui.events import Event
+from tempeh_tui.store.base import (
+    CachedResult,
+    LogRecord,
+    RunNotFound,
+    RunRecord,
+    StepRecord,
+    StoreError,
+)
+from tempeh_tui.store.buffer import EventBuffer
+from tempeh_tui.store.paths import prepare_store_file
+from tempeh_tui.store.rows import (
+    attempt_from_row,
+    cached_from_row,
+    log_from_row,
+    run_from_row,
+    step_from_row,
+)
+from tempeh_tui.store.sqlite_writer import Writer, apply_events, insert_run
+
+__all__ = ["SqliteStore"]
+
+T = TypeVar("T")
+
+
+class SqliteStore(EventBuffer):
+    """`async with SqliteStore(path) as store:`; see `Store` for what each method promises."""
+
+    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.busy_timeout = busy_timeout
+        self._writer = Writer(self.path, busy_timeout)
+        self._reader: aiosqlite.Connection | None = None
+        self._read_lock = anyio.Lock()  # a reader's snapshot spans several statements
+
+    # -- opening and closing -------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Create or open the file, check it is ours, bring its schema up to date.
+
+        Shielded, like `close`: a connection abandoned half-way leaves its thread behind.
+        """
+        if self._reader is not None:
+            return
+        with anyio.CancelScope(shield=True):
+            try:
+                prepare_store_file(self.path)
+            except OSError as exc:
+                raise StoreError(f"cannot create the store {self.path}: {exc.strerror}") from exc
+            try:
+                await self._writer.open()
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
+            try:
+                self._reader = await _open_reader(self.path, self.busy_timeout)
+            except BaseException:
+                await self._writer.close()
+                raise
+
+    async def close(self) -> None:
+        """Flush what is pending, then close both connections (also if the flush fails)."""
+        if self._reader is None:
+            return
+        with anyio.CancelScope(shield=True):
+            try:
+                await self.flush()
+            finally:
+                reader, self._reader = self._reader, None
+                await self._writer.close()
+                await reader.close()
+
+    # -- writing -------------------------------------------------------------------------
+
+    async def create_run(self, run: RunRecord) -> None:
+        async with self._write_lock:
+            await self._in_writer(insert_run, run)
+
+    async def _write(self, batch: list[Event]) -> None:
+        # Called by `flush`, which holds the write lock. Projected on the writer's thread:
+        # a big batch does not hold up the event loop (and the app's screen) meanwhile.
+        await self._in_writer(apply_events, batch)
+
+    async def _in_writer(self, action: Callable[[sqlite3.Connection, T], None], value: T) -> None:
+        try:
+            await self._writer.run(action, value)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: could not save the run's progress: {exc}") from exc
+
+    # -- reading -------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _using(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The read connection, to one caller at a time; SQLite errors become StoreErrors.
+
+        Shielded: a statement cancelled half-way would leave the connection in a transaction
+        (aiosqlite runs it anyway, after the caller has stopped waiting for it).
+        """
+        async with self._read_lock:
+            if self._reader is None:
+                raise StoreError(f"the store {self.path} is not open")
+            try:
+                with anyio.CancelScope(shield=True):
+                    yield self._reader
+            except sqlite3.Error as exc:
+                raise StoreError(f"{self.path}: {exc}") from exc
+
+    async def list_runs(self, limit: int = 20) -> list[RunRecord]:
+        async with self._using() as db:
+            rows = await db.execute_fetchall(
+                "SELECT * FROM runs ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,)
+            )
+        return [run_from_row(row) for row in rows]
+
+    async def get_run(self, run_id: str) -> RunRecord:
+        async with self._using() as db, _snapshot(db):
+            row = await self._find_run(db, run_id)
+            units = await db.execute_fetchall(
+                "SELECT * FROM units WHERE run_id = ? ORDER BY position IS NULL, position, name",
+                (row["id"],),
+            )
+            attempts = await db.execute_fetchall(
+                "SELECT * FROM attempts WHERE run_id = ? ORDER BY step, attempt", (row["id"],)
+            )
+        history = {
+            step: [attempt_from_row(a) for a in rows]
+            for step, rows in groupby(attempts, key=lambda a: str(a["step"]))
+        }
+        steps: list[StepRecord] = [step_from_row(u, history.get(u["name"], ())) for u in units]
+        return run_from_row(row, steps)
+
+    async def _find_run(self, db: aiosqlite.Connection, run_id: str) -> sqlite3.Row:
+        exact = list(await db.execute_fetchall("SELECT * FROM runs WHERE id = ?", (run_id,)))
+        if exact:
+            return exact[0]
+        if not run_id:
+            raise RunNotFound(run_id)
+        prefixed = "SELECT {} FROM runs WHERE substr(id, 1, ?) = ?"
+        matches = list(
+            await db.execute_fetchall(prefixed.format("*") + " LIMIT 2", (len(run_id), run_id))
+        )
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise RunNotFound(run_id)
+        count = list(await db.execute_fetchall(prefixed.format("count(*)"), (len(run_id), run_id)))
+        raise RunNotFound(run_id, candidates=count[0][0])
+
+    async def read_logs(
+        self, run_id: str, step: str | None = None, after_seq: int = 0, limit: int | None = None
+    ) -> list[LogRecord]:
+        """`run_id` is the full id. `step` selects a unit, or a step and all its instances."""
+        if step is None:
+            sql = "SELECT * FROM logs WHERE run_id = ? AND seq > ?"
+            args: list[Any] = [run_id, after_seq]
+        else:
+            # `deploy` and `deploy[...]` ('\\' follows '['): two ranges of the step index, which
+            # the planner would pass over for the primary key's order without being told.
+            sql = (
+                "SELECT * FROM logs INDEXED BY logs_by_step WHERE run_id = ?"
+                " AND (step = ? OR (step >= ? AND step < ?)) AND seq > ?"
+            )
+            args = [run_id, step, step + "[", step + "\\", after_seq]
+        sql += " ORDER BY seq LIMIT ?"
+        args.append(-1 if limit is None else limit)
+        async with self._using() as db:
+            rows = await db.execute_fetchall(sql, args)
+        return [log_from_row(row) for row in rows]
+
+    async def find_cached(self, workflow: str, step: str, key: str) -> CachedResult | None:
+        """The newest succeeded unit with this cache key, whether it ran or was a cache hit
+        itself (its outputs are the same, and it outlives the run that first computed them)."""
+        async with self._using() as db:
+            rows = list(
+                await db.execute_fetchall(
+                    "SELECT units.* FROM units"
+                    " JOIN runs ON runs.id = units.run_id"
+                    " WHERE units.cache_key = ? AND units.name = ? AND runs.workflow = ?"
+                    " AND units.status = 'succeeded'"
+                    " ORDER BY units.ended_at DESC LIMIT 1",
+                    (key, step, workflow),
+                )
+            )
+        if not rows:
+            return None
+        return cached_from_row(rows[0])
+
+
+async def _open_reader(path: Path, busy_timeout: float) -> aiosqlite.Connection:
+    reader = await aiosqlite.connect(path, timeout=busy_timeout, isolation_level=None)
+    try:
+        reader.row_factory = sqlite3.Row
+        await reader.execute("PRAGMA query_only = ON")
+    except BaseException:
+        await reader.close()
+        raise
+    return reader
+
+
+@asynccontextmanager
+async def _snapshot(db: aiosqlite.Connection) -> AsyncIterator[None]:
+    """A read transaction: several queries see one committed state."""
+    await db.execute("BEGIN")
+    try:
+        yield
+    finally:
+        if db.in_transaction:
+            await db.execute("COMMIT")
