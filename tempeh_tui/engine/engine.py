@@ -1,0 +1,270 @@
+"""WorkflowEngine: the public face of a run (SPEC 7).
+
+It loads the workflow, resolves params, opens the store, publishes the run's events and hands
+the graph to the scheduler. Views never reach past it: they subscribe to events and call its
+small API (execute, set the concurrency, cancel).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets as _random
+import shutil
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from random import Random
+from typing import Any
+
+import anyio
+
+from tempeh_tui.definition.loader import WorkflowSource, load_workflow
+from tempeh_tui.definition.models import OnFailure, Workflow
+from tempeh_tui.definition.params import resolve_params
+from tempeh_tui.engine.executor import DEFAULT_GRACE, Executor
+from tempeh_tui.engine.host_load import HostLoad, PsutilHostLoad
+from tempeh_tui.engine.recovery import ErrorRecovery, Sleep
+from tempeh_tui.engine.rendering import RunScope
+from tempeh_tui.engine.results import RunResult, UnitResult
+from tempeh_tui.engine.scheduler import Scheduler, StopReason
+from tempeh_tui.engine.secrets import Masker, collect_secrets
+from tempeh_tui.engine.unit_runner import Approvals, RunServices
+from tempeh_tui.events import (
+    Event,
+    EventBus,
+    RunFinished,
+    RunStarted,
+    RunStatus,
+    StepOutput,
+    StepStatus,
+)
+from tempeh_tui.events.bus import Subscriber
+from tempeh_tui.graph.build import build_graph
+from tempeh_tui.store.base import RunRecord, Store
+
+__all__ = ["WorkflowEngine", "new_run_id"]
+
+
+def new_run_id() -> str:
+    """Sortable and short enough to type: `20261125-190812-a3f9`."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + _random.token_hex(2)
+
+
+class WorkflowEngine:
+    """Runs workflows. Both collaborators are optional: local processes and the default store.
+
+    `store=None` with checkpointing on opens the default SQLite store (SPEC 4) for the run.
+    """
+
+    def __init__(
+        self,
+        executor: Executor | None = None,
+        store: Store | None = None,
+        *,
+        sleep: Sleep = anyio.sleep,
+        rng: Random | None = None,
+        host_load: HostLoad | None = None,
+        environ: Mapping[str, str] | None = None,
+        grace: float = DEFAULT_GRACE,
+    ) -> None:
+        self._executor = executor
+        self._store = store
+        self._sleep = sleep
+        self._rng = rng
+        self._host_load = host_load
+        self._environ = environ
+        self._grace = grace
+        self._subscribers: list[Subscriber] = []
+        self._scheduler: Scheduler | None = None
+
+    # --- observing -----------------------------------------------------------------------
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Receive every event of the runs this engine executes; returns the unsubscriber."""
+        self._subscribers.append(subscriber)
+        return lambda: self._subscribers.remove(subscriber)
+
+    @asynccontextmanager
+    async def events(self) -> AsyncIterator[AsyncIterator[Event]]:
+        """`async with engine.events() as events: async for event in events: ...`"""
+        send, receive = anyio.create_memory_object_stream[Event](max_buffer_size=math.inf)
+        unsubscribe = self.subscribe(send.send_nowait)
+        try:
+            async with receive:
+                yield receive
+        finally:
+            unsubscribe()
+            send.close()
+
+    # --- controlling a run in progress ---------------------------------------------------
+
+    def set_max_concurrency(self, limit: int) -> None:
+        if self._scheduler is not None:
+            self._scheduler.set_max_concurrency(limit)
+
+    def cancel(self, message: str = "cancelled by the operator") -> None:
+        if self._scheduler is not None:
+            self._scheduler.stop(StopReason(StepStatus.CANCELLED, message))
+
+    def interrupt(self, message: str = "interrupted") -> None:
+        """Stop for now (SIGINT): the run ends `interrupted` and can be resumed."""
+        if self._scheduler is not None:
+            self._scheduler.stop(StopReason(StepStatus.INTERRUPTED, message))
+
+    # --- running -------------------------------------------------------------------------
+
+    async def execute_workflow(
+        self,
+        workflow: WorkflowSource,
+        *,
+        params: Mapping[str, Any] | None = None,
+        max_concurrency: int | None = None,
+        enable_checkpointing: bool = True,
+        auto_rollback: bool = False,
+        on_failure: OnFailure | str | None = None,
+        approve: Iterable[str] = (),
+        approve_all: bool = False,
+        run_id: str | None = None,
+    ) -> RunResult:
+        """Run `workflow` (a Workflow, a dict such as the seed's example, or a path)."""
+        wf = load_workflow(workflow)
+        values = resolve_params(wf, params or {})
+        policy = OnFailure(on_failure) if on_failure is not None else wf.on_failure
+        if auto_rollback:
+            policy = OnFailure.ROLLBACK
+        environ = dict(os.environ if self._environ is None else self._environ)
+        secret_names = [*wf.secrets, *(n for s in wf.steps for n in s.secrets)]
+        secret_values = collect_secrets(secret_names, environ)
+        run_id = run_id or new_run_id()
+        graph = build_graph(wf)
+        async with AsyncExitStack() as stack:
+            store = await self._open_store(stack) if enable_checkpointing else None
+            bus = EventBus(run_id)
+            for subscriber in self._subscribers:
+                bus.subscribe(subscriber)
+            if store is not None:
+                bus.subscribe(store.record)
+                await store.create_run(_run_record(run_id, wf, values))
+            tmpdir = tempfile.mkdtemp(prefix=f"tempeh-{run_id}-")
+            stack.callback(shutil.rmtree, tmpdir, ignore_errors=True)
+            results: dict[str, UnitResult] = {}
+            scope = RunScope(wf, graph, run_id, values, results, environ, secret_values)
+            masker = Masker(secret_values.values())
+            services = RunServices(
+                executor=self._executor or _local_executor(),
+                bus=bus,
+                recovery=ErrorRecovery(wf.errors, sleep=self._sleep, rng=self._rng),
+                scope=scope,
+                masker=masker,
+                workdir=_workdir(wf),
+                tmpdir=tmpdir,
+                store=store,
+                grace=self._grace,
+                approvals=Approvals(approve_all, frozenset(approve)),
+            )
+            limit = max_concurrency or wf.max_concurrency
+            scheduler = Scheduler(
+                services,
+                graph,
+                max_concurrency=limit,
+                on_failure=policy,
+                resource_limits=wf.resource_limits,
+                host_load=self._host_load or _default_load(wf),
+                on_message=lambda text: _note(bus, text),
+            )
+            scheduler.results = results
+            started = time.time()
+            bus.emit(
+                RunStarted,
+                workflow=wf.name,
+                params=values,
+                units=tuple(graph.units),
+                max_concurrency=limit,
+            )
+            self._scheduler = scheduler
+            try:
+                if store is None:
+                    await scheduler.run()
+                else:
+                    async with store.autoflush():  # a moment's writes, one transaction
+                        await scheduler.run()
+            finally:
+                self._scheduler = None
+            status, message = _run_status(results, scheduler.stopped)
+            counts: dict[str, int] = {}
+            for result in results.values():
+                counts[result.status.value] = counts.get(result.status.value, 0) + 1
+            bus.emit(RunFinished, status=status, message=message, counts=counts)
+            if store is not None:
+                await store.flush()
+            return RunResult(run_id, wf.name, status, dict(results), message, started, time.time())
+
+    async def _open_store(self, stack: AsyncExitStack) -> Store:
+        if self._store is not None:
+            return self._store
+        from tempeh_tui.store import open_store
+
+        store = open_store(None)
+        await store.open()
+        stack.push_async_callback(store.close)
+        return store
+
+
+def _note(bus: EventBus, text: str) -> None:
+    """A line of the engine's own about the run as a whole (not about one step)."""
+    bus.emit(StepOutput, stream="tempeh", line=text)
+
+
+def _run_status(
+    results: Mapping[str, UnitResult], stopped: StopReason | None
+) -> tuple[RunStatus, str | None]:
+    if stopped is not None and stopped.status is StepStatus.INTERRUPTED:
+        return RunStatus.INTERRUPTED, stopped.message
+    failed = [r.name for r in results.values() if r.status is StepStatus.FAILED and not r.tolerated]
+    if failed:
+        return RunStatus.FAILED, f"failed: {', '.join(failed)}"
+    if stopped is not None:
+        return RunStatus.CANCELLED, stopped.message
+    blocked = [r.name for r in results.values() if r.blocked]
+    if blocked:
+        return RunStatus.FAILED, f"not run: {', '.join(blocked)}"
+    return RunStatus.SUCCEEDED, None
+
+
+def _run_record(run_id: str, wf: Workflow, params: Mapping[str, Any]) -> RunRecord:
+    smap = wf.source_map
+    return RunRecord(
+        id=run_id,
+        workflow=wf.name,
+        status=RunStatus.RUNNING,
+        definition=wf.model_dump(mode="json", by_alias=True),
+        definition_hash=wf.fingerprint(),
+        params=dict(params),
+        source=smap.source if smap else None,
+        started_at=time.time(),
+        max_concurrency=wf.max_concurrency,
+    )
+
+
+def _workdir(wf: Workflow) -> str:
+    """Steps run in the workflow file's directory (or the current one for a dict)."""
+    smap = wf.source_map
+    if smap is not None and not smap.source.startswith("<"):
+        return str(Path(smap.source).resolve().parent)
+    return os.getcwd()
+
+
+def _default_load(wf: Workflow) -> HostLoad | None:
+    limits = wf.resource_limits
+    if limits.cpu is None and limits.memory is None:
+        return None
+    return PsutilHostLoad()
+
+
+def _local_executor() -> Executor:
+    from tempeh_tui.engine.local_executor import LocalExecutor
+
+    return LocalExecutor()

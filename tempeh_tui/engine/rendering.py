@@ -1,0 +1,174 @@
+"""Turning a step into what runs: its expression scope, its environment, its commands.
+
+Values never become shell code (SPEC 1.1): each `{{ expr }}` in a command is evaluated here and
+handed to the process as an environment variable that the command references.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from tempeh_tui.definition.checks import param_env_name
+from tempeh_tui.definition.expressions import evaluate, render_template
+from tempeh_tui.definition.models import Workflow
+from tempeh_tui.definition.shell_template import ShellTemplate, parse_shell_template
+from tempeh_tui.engine.results import UnitResult
+from tempeh_tui.events import StepStatus
+from tempeh_tui.graph.build import Unit, WorkflowGraph
+
+__all__ = ["RunScope", "StepsView", "as_text", "render_shell"]
+
+
+def as_text(value: Any) -> str:
+    """An expression's value as the text a process sees."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+@lru_cache(maxsize=4096)
+def _template(command: str) -> ShellTemplate:
+    return parse_shell_template(command)
+
+
+def render_shell(command: str, scope: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
+    """The command with `${TEMPEH_Xn}` references, and the variables that hold the values."""
+    template = _template(command)
+    values = [as_text(evaluate(expr, scope)) for expr in template.expressions]
+    return template.render(values)
+
+
+class StepsView(Mapping[str, Mapping[str, Any]]):
+    """`steps[...]` in expressions: finished units by name, and fan-out steps as a whole."""
+
+    def __init__(self, wg: WorkflowGraph, results: Mapping[str, UnitResult]) -> None:
+        self._wg = wg
+        self._results = results
+
+    def __getitem__(self, name: str) -> Mapping[str, Any]:
+        result = self._results.get(name)
+        if result is not None:
+            return result.view()
+        instances = self._wg.instances.get(name)
+        if instances is not None:
+            return _aggregate(self._wg, instances, self._results)
+        if name in self._wg.units:
+            return {"status": StepStatus.PENDING.value, "outputs": {}, "attempts": 0}
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._wg.units
+        yield from self._wg.instances
+
+    def __len__(self) -> int:
+        return len(self._wg.units) + len(self._wg.instances)
+
+
+def _aggregate(
+    wg: WorkflowGraph, instances: tuple[str, ...], results: Mapping[str, UnitResult]
+) -> dict[str, Any]:
+    statuses = [results[n].status if n in results else StepStatus.PENDING for n in instances]
+    if any(s is StepStatus.FAILED for s in statuses):
+        status = StepStatus.FAILED
+    elif all(s is StepStatus.SKIPPED for s in statuses):
+        status = StepStatus.SKIPPED
+    elif all(s.counts_as_done for s in statuses):
+        status = StepStatus.SUCCEEDED
+    else:
+        status = next(s for s in statuses if not s.counts_as_done)
+    outputs = {
+        str(wg.units[n].item if not isinstance(wg.units[n].item, dict) else wg.units[n].index): (
+            dict(results[n].outputs) if n in results else {}
+        )
+        for n in instances
+    }
+    attempts = sum(results[n].attempts for n in instances if n in results)
+    return {"status": status.value, "outputs": outputs, "attempts": attempts}
+
+
+@dataclass
+class RunScope:
+    """Everything expressions and environments of one run draw on."""
+
+    workflow: Workflow
+    graph: WorkflowGraph
+    run_id: str
+    params: Mapping[str, Any]
+    results: Mapping[str, UnitResult]
+    base_env: Mapping[str, str]
+    """The process environment steps inherit (os.environ at the start of the run)."""
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    _workflow_env: dict[str, str] | None = None
+
+    def workflow_env(self) -> dict[str, str]:
+        if self._workflow_env is None:
+            env: dict[str, str] = {}
+            base = self._base()
+            for name, value in self.workflow.env.items():
+                env[name] = render_template(value, {**base, "env": env})
+            self._workflow_env = env
+        return self._workflow_env
+
+    def _base(self) -> dict[str, Any]:
+        return {
+            "params": self.params,
+            "workflow": {"name": self.workflow.name},
+            "run": {"id": self.run_id},
+            "steps": StepsView(self.graph, self.results),
+        }
+
+    def expression_scope(
+        self,
+        unit: Unit,
+        *,
+        outputs: Mapping[str, str] | None = None,
+        iteration: int = 1,
+    ) -> dict[str, Any]:
+        """What `when`, `until` and `{{ }}` of `unit` can read (SPEC 1.1)."""
+        scope = self._base()
+        env = dict(self.workflow_env())
+        if unit.is_instance:
+            scope["item"] = unit.item
+        scope["iteration"] = iteration
+        scope["outputs"] = dict(outputs or {})
+        for name, value in unit.step.env.items():
+            env[name] = render_template(value, {**scope, "env": env})
+        scope["env"] = env
+        return scope
+
+    def process_env(
+        self,
+        unit: Unit,
+        scope: Mapping[str, Any],
+        *,
+        attempt: int,
+        iteration: int,
+        output_file: str | None,
+    ) -> dict[str, str]:
+        """The whole environment of a step's process (SPEC 1: TEMPEH_* and params)."""
+        env = {k: v for k, v in self.base_env.items() if k not in self.secrets}
+        env.update(scope["env"])
+        for name, value in self.params.items():
+            env[param_env_name(name)] = as_text(value)
+        for name in (*self.workflow.secrets, *unit.step.secrets):
+            env[name] = self.secrets[name]  # only the secrets this step is given
+        env["TEMPEH_RUN_ID"] = self.run_id
+        env["TEMPEH_WORKFLOW"] = self.workflow.name
+        env["TEMPEH_STEP"] = unit.name
+        env["TEMPEH_ATTEMPT"] = str(attempt)
+        env["TEMPEH_ITERATION"] = str(iteration)
+        if unit.is_instance:
+            env["TEMPEH_ITEM"] = as_text(unit.item)
+        if output_file is not None:
+            env["TEMPEH_OUTPUT"] = output_file
+        return env

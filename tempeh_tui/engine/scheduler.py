@@ -1,0 +1,322 @@
+"""The scheduler: starts each unit the moment it may run (SPEC 3).
+
+A unit may start when everything it needs has finished, a concurrency slot is free, its
+resource claims fit, the `exclusive` rule allows, its fan-out has room under `max_parallel`, and
+host load is under `resource_limits`. Ready units wait in a heap ordered critical path first.
+All of this runs on the event loop's thread: no locks, only callbacks and one task per unit.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import anyio
+from anyio.abc import TaskGroup
+
+from tempeh_tui.definition.expressions import ExpressionError, evaluate
+from tempeh_tui.definition.models import ErrorClass, OnFailure, ResourceLimits, Severity
+from tempeh_tui.engine.host_load import HostLoad
+from tempeh_tui.engine.results import UnitResult
+from tempeh_tui.engine.unit_runner import RunServices, UnitRunner
+from tempeh_tui.events import (
+    ConcurrencyChanged,
+    StepFinished,
+    StepStatus,
+    StepStatusChanged,
+)
+from tempeh_tui.graph.analysis import priorities
+from tempeh_tui.graph.build import Unit, WorkflowGraph
+
+__all__ = ["Scheduler", "StopReason"]
+
+LOAD_SAMPLE_INTERVAL = 0.5
+SLOT = "a concurrency slot"
+HOST_LOAD = "host load"
+
+
+@dataclass(frozen=True)
+class StopReason:
+    """Why the scheduler stopped starting units."""
+
+    status: StepStatus  # what units that never ran become: cancelled or interrupted
+    message: str
+
+
+class Scheduler:
+    """Drives one run's units to their ends; `run()` returns every unit's result."""
+
+    def __init__(
+        self,
+        services: RunServices,
+        graph: WorkflowGraph,
+        *,
+        max_concurrency: int,
+        on_failure: OnFailure,
+        resource_limits: ResourceLimits | None = None,
+        host_load: HostLoad | None = None,
+        on_message: Callable[[str], None] | None = None,
+    ) -> None:
+        self.s = services
+        self.graph = graph
+        self.limit = max(1, max_concurrency)
+        self.on_failure = on_failure
+        self.resource_limits = resource_limits or ResourceLimits()
+        self.host_load = host_load
+        self.on_message = on_message or (lambda _: None)
+        self.results: dict[str, UnitResult] = {}
+        self.stopped: StopReason | None = None
+        self._rank = priorities(graph)
+        self._order = graph.order
+        self._remaining = {name: graph.graph.in_degree(name) for name in graph.units}
+        self._ready: list[tuple[float, int, str]] = []
+        self._running: dict[str, anyio.CancelScope] = {}
+        self._pools: Counter[str] = Counter()
+        self._per_step: Counter[str] = Counter()
+        self._exclusive_running = False
+        self._waiting_reason: dict[str, str] = {}
+        self._overloaded: str | None = None
+        self._finished = anyio.Event()
+        self._tg: TaskGroup | None = None
+
+    # --- public controls -----------------------------------------------------------------
+
+    async def run(self) -> dict[str, UnitResult]:
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            if self._watches_load():
+                self._sample_load()  # before anything starts
+                tg.start_soon(self._watch_load)
+            roots = [n for n, count in self._remaining.items() if count == 0]
+            self._ready_all(roots)
+            self._dispatch()
+            if len(self.results) == len(self.graph.units):
+                self._finished.set()
+            await self._finished.wait()
+            tg.cancel_scope.cancel()
+        return self.results
+
+    def set_max_concurrency(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self.s.bus.emit(ConcurrencyChanged, max_concurrency=self.limit)
+        self._dispatch()
+
+    def stop(self, reason: StopReason) -> None:
+        """Start nothing more; cancel running units (their process groups are killed)."""
+        if self.stopped is None:
+            self.stopped = reason
+            self.on_message(reason.message)
+        for scope in self._running.values():
+            scope.cancel()
+        while self._ready:
+            _, _, name = heapq.heappop(self._ready)
+            self._complete(name, self._never_ran(name))
+
+    # --- readiness -----------------------------------------------------------------------
+
+    def _ready_all(self, names: list[str]) -> None:
+        """Make units whose needs are all finished ready, or finish them at once (skips)."""
+        stack = list(reversed(names))
+        while stack:
+            name = stack.pop()
+            immediate = self._judge(name)
+            if immediate is None:
+                heapq.heappush(self._ready, (-self._rank[name], self._order[name], name))
+                continue
+            stack.extend(reversed(self._record(name, immediate)))
+
+    def _judge(self, name: str) -> UnitResult | None:
+        """A result if the unit will not run (stopped, blocked, `when` false), else None."""
+        if self.stopped is not None:
+            return self._never_ran(name)
+        unit = self.graph.units[name]
+        for need in self.graph.needs(name):
+            result = self.results[need]
+            if not result.counts_as_done:
+                why = (
+                    "was skipped"
+                    if result.status is StepStatus.SKIPPED
+                    else (f"ended {result.status.value}")
+                )
+                return UnitResult(
+                    name, StepStatus.SKIPPED, reason=f"needs '{need}', which {why}", blocked=True
+                )
+        if unit.step.when is None:
+            return None
+        try:
+            scope = self.s.scope.expression_scope(unit)
+            go = evaluate(unit.step.when, scope)
+        except ExpressionError as exc:
+            return UnitResult(
+                name,
+                StepStatus.FAILED,
+                error_class=ErrorClass.PERMANENT.value,
+                severity=Severity.HIGH.value,
+                reason=f"when: {exc}",
+                tolerated=unit.step.continue_on_error,
+            )
+        if go:
+            return None
+        return UnitResult(name, StepStatus.SKIPPED, reason=f"when is false: {unit.step.when}")
+
+    def _never_ran(self, name: str) -> UnitResult:
+        assert self.stopped is not None
+        return UnitResult(name, self.stopped.status, reason=self.stopped.message)
+
+    # --- starting ------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        if self._tg is None:
+            return
+        held: list[tuple[float, int, str]] = []
+        while self._ready:
+            entry = heapq.heappop(self._ready)
+            name = entry[2]
+            unit = self.graph.units[name]
+            why = self._why_not(unit)
+            if why is None:
+                self._start(unit)
+                continue
+            held.append(entry)
+            if why == SLOT:
+                break  # a full house holds everyone: no event, the unit is simply next
+            self._wait(name, why)
+            if why == HOST_LOAD or unit.step.exclusive:
+                break  # nothing behind it may pass
+        for entry in held:
+            heapq.heappush(self._ready, entry)
+
+    def _why_not(self, unit: Unit) -> str | None:
+        if self._exclusive_running:
+            return "an exclusive step to finish"
+        if unit.step.exclusive and self._running:
+            return "running steps to finish (it is exclusive)"
+        if len(self._running) >= self.limit:
+            return SLOT
+        if self._overloaded is not None:
+            return HOST_LOAD
+        limit = unit.step.max_parallel
+        if limit is not None and self._per_step[unit.step.name] >= limit:
+            return f"max_parallel {limit} of '{unit.step.name}'"
+        capacity = self.s.scope.workflow.resources
+        for pool, amount in unit.step.resources.items():
+            if self._pools[pool] + amount > capacity[pool]:
+                return f"resource '{pool}' ({self._pools[pool]}/{capacity[pool]} in use)"
+        return None
+
+    def _wait(self, name: str, why: str) -> None:
+        if self._waiting_reason.get(name) == why:
+            return
+        self._waiting_reason[name] = why
+        reason = self._overloaded if why == HOST_LOAD else f"waiting for {why}"
+        self.s.bus.emit(StepStatusChanged, step=name, status=StepStatus.WAITING, reason=reason)
+
+    def _start(self, unit: Unit) -> None:
+        assert self._tg is not None
+        self._waiting_reason.pop(unit.name, None)
+        scope = anyio.CancelScope()
+        self._running[unit.name] = scope
+        self._per_step[unit.step.name] += 1
+        self._pools.update(unit.step.resources)
+        self._exclusive_running = self._exclusive_running or unit.step.exclusive
+        self._tg.start_soon(self._run_unit, unit, scope, name=unit.name)
+
+    async def _run_unit(self, unit: Unit, scope: anyio.CancelScope) -> None:
+        runner = UnitRunner(self.s, unit)
+        result: UnitResult | None = None
+        with scope:
+            result = await runner.run()
+        if result is None:  # cancelled by stop()
+            reason = self.stopped or StopReason(StepStatus.CANCELLED, "cancelled")
+            result = UnitResult(
+                unit.name,
+                reason.status,
+                attempts=runner.attempts,
+                started_at=runner.started_at,
+                ended_at=time.time(),
+                error_class=ErrorClass.CANCELLED.value,
+                reason=reason.message,
+            )
+        del self._running[unit.name]
+        self._per_step[unit.step.name] -= 1
+        self._pools.subtract(unit.step.resources)
+        if unit.step.exclusive:
+            self._exclusive_running = False
+        self._complete(unit.name, result)
+        self._dispatch()
+
+    # --- finishing -----------------------------------------------------------------------
+
+    def _complete(self, name: str, result: UnitResult) -> None:
+        self._ready_all(self._record(name, result))
+
+    def _record(self, name: str, result: UnitResult) -> list[str]:
+        """Publish a unit's end; return the dependents that became ready."""
+        self.results[name] = result
+        self.s.bus.emit(
+            StepFinished,
+            step=name,
+            status=result.status,
+            attempts=result.attempts,
+            exit_code=result.exit_code,
+            error_class=result.error_class,
+            severity=result.severity,
+            outputs=result.outputs,
+            duration=result.duration,
+            cached=result.cached,
+            cache_key=result.cache_key,
+            reason=result.reason,
+        )
+        if result.status is StepStatus.FAILED and not result.tolerated:
+            self._failed_for_good(name)
+        if len(self.results) == len(self.graph.units):
+            self._finished.set()
+        ready = []
+        for dependent in self.graph.dependents(name):
+            self._remaining[dependent] -= 1
+            if self._remaining[dependent] == 0:
+                ready.append(dependent)
+        return ready
+
+    def _failed_for_good(self, name: str) -> None:
+        policy = self.on_failure
+        if policy is OnFailure.CONTINUE:
+            return
+        if policy is OnFailure.ABORT:
+            message = f"'{name}' failed; aborting (on_failure: abort)"
+        else:
+            message = (
+                f"'{name}' failed; on_failure: {policy.value} is not available yet, "
+                "so the run aborts"
+            )
+        self.stop(StopReason(StepStatus.CANCELLED, message))
+
+    # --- host load -----------------------------------------------------------------------
+
+    def _watches_load(self) -> bool:
+        limits = self.resource_limits
+        return self.host_load is not None and (limits.cpu is not None or limits.memory is not None)
+
+    async def _watch_load(self) -> None:
+        while True:
+            await anyio.sleep(LOAD_SAMPLE_INTERVAL)
+            self._sample_load()
+
+    def _sample_load(self) -> None:
+        assert self.host_load is not None
+        limits = self.resource_limits
+        cpu, memory = self.host_load.sample()
+        reasons = []
+        if limits.cpu is not None and cpu > limits.cpu:
+            reasons.append(f"host CPU {cpu:.0f}% > {limits.cpu:g}%")
+        if limits.memory is not None and memory > limits.memory:
+            reasons.append(f"host memory {memory:.0f}% > {limits.memory:g}%")
+        overloaded = "waiting: " + ", ".join(reasons) if reasons else None
+        if overloaded != self._overloaded:
+            self._overloaded = overloaded
+            if overloaded is None:
+                self._waiting_reason.clear()
+            self._dispatch()

@@ -1,0 +1,384 @@
+"""Running one unit: cache, approval, attempts with retry, `until` loops, `verify`, outputs."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from tempeh_tui.definition.expressions import ExpressionError, evaluate, render_template
+from tempeh_tui.definition.models import ErrorClass, RetryPolicy, Severity
+from tempeh_tui.engine.context import StepContext
+from tempeh_tui.engine.executor import (
+    ExecResult,
+    Executor,
+    PythonRequest,
+    ShellRequest,
+)
+from tempeh_tui.engine.recovery import Classification, ErrorRecovery
+from tempeh_tui.engine.rendering import RunScope, render_shell
+from tempeh_tui.engine.results import UnitResult
+from tempeh_tui.engine.secrets import Masker
+from tempeh_tui.events import EventBus, StepOutput, StepRetrying, StepStarted, StepStatus
+from tempeh_tui.graph.build import Unit
+from tempeh_tui.store.base import Store
+
+__all__ = ["Approvals", "RunServices", "UnitRunner"]
+
+_TAIL_LINES = 40
+_DEFAULT_RETRY = RetryPolicy()
+
+
+@dataclass(frozen=True)
+class Approvals:
+    """Answers to approval gates known before the run (`--yes`, `--approve STEP`)."""
+
+    all: bool = False
+    steps: frozenset[str] = frozenset()
+
+    def granted(self, unit: Unit) -> bool:
+        return self.all or unit.name in self.steps or unit.step.name in self.steps
+
+
+@dataclass
+class RunServices:
+    """What every unit of a run shares."""
+
+    executor: Executor
+    bus: EventBus
+    recovery: ErrorRecovery
+    scope: RunScope
+    masker: Masker
+    workdir: str
+    tmpdir: str
+    store: Store | None = None
+    grace: float = 10.0
+    approvals: Approvals = field(default_factory=Approvals)
+    before_spawn: Callable[[], Awaitable[None]] | None = None
+    """A checkpoint barrier: awaited before each process starts."""
+
+
+class _Observer:
+    """Receives an attempt's output: masks it, publishes it, keeps the tail for diagnosis."""
+
+    def __init__(self, bus: EventBus, unit: str, attempt: int, masker: Masker) -> None:
+        self._bus = bus
+        self._unit = unit
+        self._attempt = attempt
+        self._masker = masker
+        self.tail: deque[str] = deque(maxlen=_TAIL_LINES)
+        self.pid: int | None = None
+
+    def output(self, stream: str, line: str) -> None:
+        line = self._masker.mask(line)
+        self.tail.append(line)
+        self._bus.emit(StepOutput, step=self._unit, stream=stream, line=line, attempt=self._attempt)
+
+    def spawned(self, pid: int) -> None:
+        self.pid = pid
+
+
+@dataclass
+class _Failure:
+    result: ExecResult
+    classification: Classification
+    note: str
+
+
+class UnitRunner:
+    """Runs one unit to its end and returns how it ended (the driver publishes it)."""
+
+    def __init__(self, services: RunServices, unit: Unit) -> None:
+        self.s = services
+        self.unit = unit
+        self.step = unit.step
+        self.attempts = 0
+        self.started_at: float | None = None
+
+    async def run(self) -> UnitResult:
+        self.started_at = time.time()
+        cache_key = None
+        if self.step.cache is not None:
+            cache_key = await anyio.to_thread.run_sync(self._cache_key)
+            hit = await self._cached(cache_key)
+            if hit is not None:
+                return hit
+        if self.step.confirm is not None:
+            denied = self._confirm()
+            if denied is not None:
+                return denied
+            if self.step.run is None:
+                return self._result(StepStatus.SUCCEEDED, reason="approved")
+        outputs: dict[str, str] = {}
+        iterations = self.step.max_iterations if self.step.until is not None else 1
+        assert iterations is not None
+        for iteration in range(1, iterations + 1):
+            failure = await self._attempts(iteration, outputs)
+            if failure is not None:
+                return self._failed(failure, outputs)
+            if self.step.until is None:
+                break
+            try:
+                done = evaluate(self.step.until, self._scope(outputs, iteration))
+            except ExpressionError as exc:
+                return self._failed(self._expression_failure(f"until: {exc}"), outputs)
+            if done:
+                break
+            if iteration == iterations:
+                note = f"until is still false after {iterations} iterations"
+                failure = _Failure(
+                    ExecResult(exit_code=0, error=note),
+                    Classification(ErrorClass.PERMANENT, Severity.MEDIUM, note),
+                    note,
+                )
+                return self._failed(failure, outputs)
+            self._note(f"until is false after iteration {iteration}; running again")
+            await self.s.recovery.sleep(self.step.interval or 0.0)
+        return self._result(StepStatus.SUCCEEDED, outputs=outputs, cache_key=cache_key)
+
+    # --- attempts -------------------------------------------------------------------------
+
+    async def _attempts(self, iteration: int, outputs: dict[str, str]) -> _Failure | None:
+        policy = self.step.retry or _DEFAULT_RETRY
+        for tries in range(1, policy.attempts + 1):
+            self.attempts += 1
+            attempt = self.attempts
+            observer = _Observer(self.s.bus, self.unit.name, attempt, self.s.masker)
+            failure = await self._attempt(attempt, iteration, outputs, observer)
+            if failure is None:
+                return None
+            recovery = self.s.recovery
+            cls = failure.classification.error_class
+            if not recovery.should_retry(policy, cls, tries):
+                return failure
+            delay = recovery.delay(policy, tries + 1)
+            self.s.bus.emit(
+                StepRetrying,
+                step=self.unit.name,
+                attempt=attempt,
+                next_attempt=attempt + 1,
+                error_class=cls.value,
+                exit_code=failure.result.exit_code,
+                delay=delay,
+            )
+            await recovery.sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns")  # pragma: no cover
+
+    async def _attempt(
+        self, attempt: int, iteration: int, outputs: dict[str, str], observer: _Observer
+    ) -> _Failure | None:
+        try:
+            result = await self._action(attempt, iteration, outputs, observer)
+        except ExpressionError as exc:
+            return self._expression_failure(str(exc))
+        if result.ok:
+            outputs.update(self.s.masker.mask_mapping(result.outputs))
+            if self.step.verify is not None:
+                verified = await self._verify(attempt, iteration, outputs, observer)
+                if verified is not None:
+                    return verified
+            return None
+        classification = self.s.recovery.classify(result, "\n".join(observer.tail))
+        return _Failure(result, classification, _describe(result))
+
+    async def _action(
+        self, attempt: int, iteration: int, outputs: dict[str, str], observer: _Observer
+    ) -> ExecResult:
+        scope = self._scope(outputs, iteration)
+        if self.step.python is not None:
+            self.s.bus.emit(
+                StepStarted,
+                step=self.unit.name,
+                attempt=attempt,
+                iteration=iteration,
+                command=f"python {self.step.python}",
+            )
+            context = StepContext(
+                run_id=self.s.scope.run_id,
+                workflow=self.s.scope.workflow.name,
+                step=self.unit.name,
+                attempt=attempt,
+                params=self.s.scope.params,
+                env=scope["env"],
+                steps={n: self.s.scope.results[n].view() for n in self._needs_done()},
+                outputs=dict(outputs),
+                item=self.unit.item,
+                iteration=iteration,
+                log=lambda line: observer.output("stdout", str(line)),
+            )
+            request = PythonRequest(self.step.python, context, self.step.timeout, (self.s.workdir,))
+            return await self.s.executor.call_python(request, observer)
+        assert self.step.run is not None
+        return await self._shell(self.step.run, attempt, iteration, scope, observer)
+
+    async def _shell(
+        self,
+        command: str,
+        attempt: int,
+        iteration: int,
+        scope: Mapping[str, Any],
+        observer: _Observer,
+        *,
+        announce: bool = True,
+    ) -> ExecResult:
+        rendered, values = render_shell(command, scope)
+        output_file = os.path.join(
+            self.s.tmpdir, f"{_safe(self.unit.name)}.{attempt}.{iteration}.out"
+        )
+        env = self.s.scope.process_env(
+            self.unit, scope, attempt=attempt, iteration=iteration, output_file=output_file
+        )
+        env.update(values)
+        if announce:
+            self.s.bus.emit(
+                StepStarted,
+                step=self.unit.name,
+                attempt=attempt,
+                iteration=iteration,
+                command=self.s.masker.mask(rendered),
+            )
+        if self.s.before_spawn is not None:
+            await self.s.before_spawn()
+        request = ShellRequest(
+            rendered,
+            env,
+            self.s.workdir,
+            timeout=self.step.timeout,
+            grace=self.s.grace,
+            output_file=output_file,
+        )
+        return await self.s.executor.run_shell(request, observer)
+
+    async def _verify(
+        self, attempt: int, iteration: int, outputs: dict[str, str], observer: _Observer
+    ) -> _Failure | None:
+        assert self.step.verify is not None
+        self._note("verifying")
+        result = await self._shell(
+            self.step.verify,
+            attempt,
+            iteration,
+            self._scope(outputs, iteration),
+            observer,
+            announce=False,
+        )
+        if result.ok:
+            return None
+        classification = self.s.recovery.classify(result, "\n".join(observer.tail))
+        return _Failure(result, classification, f"verify failed: {_describe(result)}")
+
+    # --- outcomes -------------------------------------------------------------------------
+
+    def _scope(self, outputs: Mapping[str, str], iteration: int) -> dict[str, Any]:
+        return self.s.scope.expression_scope(self.unit, outputs=outputs, iteration=iteration)
+
+    def _needs_done(self) -> list[str]:
+        return [n for n in self.s.scope.graph.needs(self.unit.name) if n in self.s.scope.results]
+
+    def _note(self, text: str) -> None:
+        self.s.bus.emit(
+            StepOutput,
+            step=self.unit.name,
+            stream="tempeh",
+            line=text,
+            attempt=max(self.attempts, 1),
+        )
+
+    def _expression_failure(self, message: str) -> _Failure:
+        note = self.s.masker.mask(message)
+        self._note(note)
+        return _Failure(
+            ExecResult(exit_code=None, error=note),
+            Classification(ErrorClass.PERMANENT, Severity.HIGH, "expression failed"),
+            note,
+        )
+
+    def _confirm(self) -> UnitResult | None:
+        assert self.step.confirm is not None
+        try:
+            question = render_template(self.step.confirm, self._scope({}, 1))
+        except ExpressionError as exc:
+            return self._failed(self._expression_failure(f"confirm: {exc}"), {})
+        if self.s.approvals.granted(self.unit):
+            self._note(f"approved in advance: {question}")
+            return None
+        reason = f"needs approval: {question} (run again with --approve {self.step.name} or --yes)"
+        self._note(reason)
+        return self._result(
+            StepStatus.FAILED,
+            error_class=ErrorClass.PERMANENT.value,
+            severity=Severity.MEDIUM.value,
+            reason=reason,
+        )
+
+    def _cache_key(self) -> str:
+        assert self.step.cache is not None
+        rendered = render_template(self.step.cache.key, self._scope({}, 1))
+        digest = hashlib.sha256(rendered.encode())
+        root = Path(self.s.workdir)
+        for pattern in self.step.cache.files:
+            for path in sorted(root.glob(pattern)):
+                if path.is_file():
+                    digest.update(str(path.relative_to(root)).encode() + b"\0")
+                    digest.update(hashlib.sha256(path.read_bytes()).digest())
+        return f"{rendered}#{digest.hexdigest()[:16]}"
+
+    async def _cached(self, key: str) -> UnitResult | None:
+        if self.s.store is None:
+            return None
+        hit = await self.s.store.find_cached(self.s.scope.workflow.name, self.unit.name, key)
+        if hit is None:
+            return None
+        self._note(f"cache hit: key {key} succeeded in run {hit.run_id}")
+        return self._result(
+            StepStatus.SUCCEEDED,
+            outputs=dict(hit.outputs),
+            cached=True,
+            cache_key=key,
+            reason=f"cached from run {hit.run_id}",
+        )
+
+    def _failed(self, failure: _Failure, outputs: dict[str, str]) -> UnitResult:
+        c = failure.classification
+        return self._result(
+            StepStatus.FAILED,
+            outputs=outputs,
+            exit_code=failure.result.exit_code,
+            error_class=c.error_class.value,
+            severity=c.severity.value,
+            reason=self.s.masker.mask(f"{failure.note} ({c.error_class.value}: {c.reason})"),
+            tolerated=self.step.continue_on_error,
+        )
+
+    def _result(self, status: StepStatus, **fields: Any) -> UnitResult:
+        return UnitResult(
+            name=self.unit.name,
+            status=status,
+            attempts=self.attempts,
+            started_at=self.started_at,
+            ended_at=time.time(),
+            **fields,
+        )
+
+
+def _describe(result: ExecResult) -> str:
+    if result.timed_out:
+        return "timed out"
+    if result.cancelled:
+        return "cancelled"
+    if result.error:
+        return result.error
+    if result.signal is not None:
+        return f"killed by signal {result.signal}"
+    return f"exit code {result.exit_code}"
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)

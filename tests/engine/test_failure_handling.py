@@ -1,0 +1,285 @@
+"""What failures do: classes, retries with backoff, timeouts, skips, continue and abort."""
+
+from __future__ import annotations
+
+import pytest
+
+from tempeh_tui.engine.fake_executor import FakeExecutor, FakeOutcome
+from tempeh_tui.events import RunStatus, StepRetrying, StepStatus
+from tests.engine.engine_support import run_yaml
+
+pytestmark = pytest.mark.anyio
+
+FAIL = FakeOutcome(exit_code=1)
+TEMPFAIL = FakeOutcome(exit_code=75)
+OK = FakeOutcome()
+
+
+async def test_a_transient_failure_is_retried_with_exponential_backoff() -> None:
+    fake = FakeExecutor({"fetch": [TEMPFAIL, TEMPFAIL, OK]})
+    run = await run_yaml(
+        """
+        name: w
+        steps:
+          - name: fetch
+            run: "true"
+            retry: {attempts: 4, delay: 1s, jitter: false}
+        """,
+        fake,
+    )
+    assert run.result["fetch"].status is StepStatus.SUCCEEDED
+    assert run.result["fetch"].attempts == 3
+    assert run.delays == [1.0, 2.0]
+    retries = run.of(StepRetrying)
+    assert [(r.attempt, r.error_class, r.delay) for r in retries] == [
+        (1, "transient", 1.0),
+        (2, "transient", 2.0),
+    ]
+
+
+async def test_backoff_is_capped_fixed_and_jittered_as_asked() -> None:
+    fake = FakeExecutor({"a": [FAIL], "b": [FAIL], "c": [FAIL]})
+    run = await run_yaml(
+        """
+        name: w
+        on_failure: continue
+        steps:
+          - {name: a, run: "true", retry: {attempts: 4, delay: 10s, max_delay: 15s, jitter: false}}
+          - {name: b, run: "true", retry: {attempts: 3, delay: 2s, backoff: fixed, jitter: false}}
+          - {name: c, run: "true", retry: {attempts: 2, delay: 4s}}
+        """,
+        fake,
+        max_concurrency=1,
+    )
+    by_step: dict[str | None, list[float]] = {}
+    for retry in run.of(StepRetrying):
+        by_step.setdefault(retry.step, []).append(retry.delay)
+    assert by_step["a"] == [10.0, 15.0, 15.0]
+    assert by_step["b"] == [2.0, 2.0]
+    (jittered,) = by_step["c"]
+    assert 2.0 <= jittered <= 4.0
+
+
+async def test_a_permanent_failure_is_never_retried() -> None:
+    fake = FakeExecutor({"deploy": [FakeOutcome(exit_code=127)]})
+    run = await run_yaml(
+        """
+        name: w
+        steps:
+          - {name: deploy, run: "true", retry: {attempts: 5}}
+        """,
+        fake,
+    )
+    deploy = run.result["deploy"]
+    assert (deploy.status, deploy.attempts, deploy.error_class) == (
+        StepStatus.FAILED,
+        1,
+        "permanent",
+    )
+    assert run.result.exit_code == 1
+
+
+async def test_workflow_error_rules_come_before_the_built_ins() -> None:
+    fake = FakeExecutor({"a": [FakeOutcome(exit_code=2)], "b": [FakeOutcome(exit_code=75)]})
+    run = await run_yaml(
+        """
+        name: w
+        on_failure: continue
+        errors:
+          - {exit_codes: [2], class: transient, severity: low}
+          - {exit_codes: [75], class: permanent, severity: critical}
+        steps:
+          - {name: a, run: "true", retry: {attempts: 2}}
+          - {name: b, run: "true", retry: {attempts: 2}}
+        """,
+        fake,
+    )
+    assert run.result["a"].attempts == 2
+    assert run.result["a"].error_class == "transient"
+    assert (run.result["b"].attempts, run.result["b"].severity) == (1, "critical")
+
+
+async def test_a_rule_can_classify_by_output() -> None:
+    fake = FakeExecutor({"a": [FakeOutcome(exit_code=1, lines=["ERROR: Connection reset"]), OK]})
+    run = await run_yaml(
+        """
+        name: w
+        errors:
+          - {output: "(?i)connection reset", class: transient}
+        steps:
+          - {name: a, run: "true", retry: {attempts: 2, classes: [transient]}}
+        """,
+        fake,
+    )
+    assert run.result["a"].status is StepStatus.SUCCEEDED
+    assert run.result["a"].attempts == 2
+
+
+async def test_a_timeout_is_classified_as_timeout() -> None:
+    fake = FakeExecutor({"slow": [FakeOutcome(duration=5)]})
+    run = await run_yaml(
+        """
+        name: w
+        steps:
+          - {name: slow, run: "true", timeout: 50ms}
+        """,
+        fake,
+    )
+    assert run.result["slow"].error_class == "timeout"
+
+
+async def test_dependents_of_a_failed_step_are_skipped_and_independent_branches_finish() -> None:
+    fake = FakeExecutor({"build": [FAIL]})
+    run = await run_yaml(
+        """
+        name: w
+        on_failure: continue
+        steps:
+          - {name: build, run: "true"}
+          - {name: deploy, needs: [build], run: "true"}
+          - {name: notify, needs: [deploy], run: "true"}
+          - {name: docs, run: "true"}
+        """,
+        fake,
+    )
+    r = run.result
+    assert r.status is RunStatus.FAILED
+    assert r["deploy"].status is StepStatus.SKIPPED
+    assert r["deploy"].reason == "needs 'build', which ended failed"
+    assert r["notify"].status is StepStatus.SKIPPED
+    assert r["docs"].status is StepStatus.SUCCEEDED
+    assert "deploy" not in fake.names()
+
+
+async def test_abort_cancels_running_steps_and_starts_nothing_more() -> None:
+    fake = FakeExecutor(
+        {"broken": [FakeOutcome(exit_code=1, duration=0.05)], "long": [FakeOutcome(duration=30)]}
+    )
+    run = await run_yaml(
+        """
+        name: w
+        on_failure: abort
+        steps:
+          - {name: broken, run: "true"}
+          - {name: long, run: "true"}
+          - {name: later, needs: [broken], run: "true"}
+        """,
+        fake,
+    )
+    r = run.result
+    assert r.status is RunStatus.FAILED
+    assert r["long"].status is StepStatus.CANCELLED
+    assert r["later"].status is StepStatus.CANCELLED
+    assert "later" not in fake.names()
+
+
+async def test_continue_on_error_lets_dependents_run_and_the_run_succeed() -> None:
+    fake = FakeExecutor({"notify": [FAIL]})
+    run = await run_yaml(
+        """
+        name: w
+        steps:
+          - {name: notify, run: "true", continue_on_error: true}
+          - {name: after, needs: [notify], run: "true"}
+        """,
+        fake,
+    )
+    assert run.result.succeeded
+    assert run.result["notify"].status is StepStatus.FAILED
+    assert run.result["after"].status is StepStatus.SUCCEEDED
+
+
+async def test_a_false_when_skips_the_step_but_its_dependents_run() -> None:
+    fake = FakeExecutor()
+    run = await run_yaml(
+        """
+        name: w
+        params: {env: {default: staging}}
+        steps:
+          - {name: prod-only, run: "true", when: "params.env == 'production'"}
+          - name: report
+            needs: [prod-only]
+            run: "true"
+            when: "steps['prod-only'].status == 'skipped'"
+        """,
+        fake,
+    )
+    assert run.result["prod-only"].status is StepStatus.SKIPPED
+    assert run.result["report"].status is StepStatus.SUCCEEDED
+    assert fake.names() == ["report"]
+
+
+async def test_until_runs_again_until_the_condition_holds() -> None:
+    no, yes = FakeOutcome(outputs={"healthy": "false"}), FakeOutcome(outputs={"healthy": "true"})
+    fake = FakeExecutor({"smoke": [no, no, yes]})
+    run = await run_yaml(
+        """
+        name: w
+        steps:
+          - name: smoke
+            run: "true"
+            until: "outputs.healthy == 'true'"
+            max_iterations: 5
+            interval: 2s
+        """,
+        fake,
+    )
+    assert run.result["smoke"].status is StepStatus.SUCCEEDED
+    assert len(fake.calls) == 3
+    assert run.delays == [2.0, 2.0]
+    assert [c.env["TEMPEH_ITERATION"] for c in fake.calls] == ["1", "2", "3"]
+
+
+async def test_until_that_never_holds_fails_after_max_iterations() -> None:
+    fake = FakeExecutor(default=FakeOutcome(outputs={"healthy": "false"}))
+    run = await run_yaml(
+        """
+        name: w
+        steps:
+          - {name: smoke, run: "true", until: "outputs.healthy == 'true'", max_iterations: 3}
+        """,
+        fake,
+    )
+    assert run.result["smoke"].status is StepStatus.FAILED
+    assert "still false after 3 iterations" in (run.result["smoke"].reason or "")
+    assert len(fake.calls) == 3
+
+
+async def test_a_failed_verify_fails_the_step() -> None:
+    fake = FakeExecutor({"deploy": [OK, FAIL]})
+    run = await run_yaml(
+        """
+        name: w
+        steps:
+          - {name: deploy, run: "true", verify: "check"}
+        """,
+        fake,
+    )
+    assert run.result["deploy"].status is StepStatus.FAILED
+    assert "verify failed" in (run.result["deploy"].reason or "")
+
+
+async def test_an_approval_gate_without_an_answer_fails_headless_and_says_how_to_approve() -> None:
+    fake = FakeExecutor()
+    run = await run_yaml(
+        """
+        name: w
+        steps:
+          - {name: gate, confirm: "Ship it?"}
+          - {name: ship, needs: [gate], run: "true"}
+        """,
+        fake,
+    )
+    assert run.result["gate"].status is StepStatus.FAILED
+    assert "--approve gate" in (run.result["gate"].reason or "")
+    approved = await run_yaml(
+        """
+        name: w
+        steps:
+          - {name: gate, confirm: "Ship it?"}
+          - {name: ship, needs: [gate], run: "true"}
+        """,
+        FakeExecutor(),
+        approve=["gate"],
+    )
+    assert approved.result.succeeded

@@ -1,0 +1,164 @@
+"""Whole runs with real processes: outputs between steps, injection, secrets, environment."""
+
+from __future__ import annotations
+
+import base64
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tempeh_tui.definition import parse_workflow
+from tempeh_tui.engine.engine import WorkflowEngine
+from tempeh_tui.engine.local_executor import LocalExecutor
+from tempeh_tui.engine.results import RunResult
+from tempeh_tui.events import Event, StepOutput
+
+pytestmark = pytest.mark.anyio
+
+
+async def run_real(
+    tmp_path: Path, text: str, *, environ: dict[str, str] | None = None, **options: object
+) -> tuple[RunResult, list[str]]:
+    path = tmp_path / "flow.yaml"
+    path.write_text(textwrap.dedent(text))
+    workflow = parse_workflow(path.read_text(), str(path))
+    engine = WorkflowEngine(
+        LocalExecutor(), environ={"PATH": os.environ["PATH"], **(environ or {})}
+    )
+    events: list[Event] = []
+    engine.subscribe(events.append)
+    result = await engine.execute_workflow(
+        workflow,
+        enable_checkpointing=False,
+        **options,  # type: ignore[arg-type]
+    )
+    lines = [f"{e.step}: {e.line}" for e in events if isinstance(e, StepOutput)]
+    return result, lines
+
+
+async def test_outputs_flow_to_later_steps_as_data(tmp_path: Path) -> None:
+    result, lines = await run_real(
+        tmp_path,
+        """
+        name: w
+        steps:
+          - name: build
+            run: |
+              echo "version=1.2.3" >> "$TEMPEH_OUTPUT"
+              printf 'notes<<EOF\\nline one\\nline two\\nEOF\\n' >> "$TEMPEH_OUTPUT"
+          - name: deploy
+            needs: [build]
+            run: |
+              echo "deploying {{ steps['build'].outputs.version }}"
+              echo {{ steps['build'].outputs.notes }}
+        """,
+    )
+    assert result.succeeded, lines
+    assert result["build"].outputs == {"version": "1.2.3", "notes": "line one\nline two"}
+    assert "deploy: deploying 1.2.3" in lines
+    assert lines[-2:] == ["deploy: line one", "deploy: line two"]  # one argument, newline kept
+
+
+async def test_a_hostile_param_is_printed_never_run(tmp_path: Path) -> None:
+    hostile = '$(touch PWNED); `touch PWNED2`; echo "$(touch PWNED3)"'
+    result, lines = await run_real(
+        tmp_path,
+        """
+        name: w
+        params: {msg: {default: x}}
+        steps:
+          - name: say
+            run: echo {{ params.msg }} && echo "{{ params.msg }}"
+        """,
+        params={"msg": hostile},
+    )
+    assert result.succeeded
+    assert lines == [f"say: {hostile}", f"say: {hostile}"]
+    assert not any(name.startswith("PWNED") for name in os.listdir(tmp_path))
+
+
+async def test_every_step_gets_the_tempeh_variables_and_params(tmp_path: Path) -> None:
+    result, lines = await run_real(
+        tmp_path,
+        """
+        name: w
+        params: {release-tag: {default: v1}}
+        env: {APP: shop}
+        steps:
+          - name: show
+            env: {STAGE: "{{ params['release-tag'] }}-stage"}
+            run: >-
+              echo "$TEMPEH_STEP $TEMPEH_ATTEMPT $TEMPEH_PARAM_RELEASE_TAG $APP $STAGE
+              ${#TEMPEH_RUN_ID}"
+        """,
+    )
+    assert result.succeeded
+    assert lines == ["show: show 1 v1 shop v1-stage 20"]
+
+
+async def test_secrets_are_masked_in_every_form_even_split_across_writes(tmp_path: Path) -> None:
+    secret = "hunter2-very-secret"
+    b64 = base64.b64encode(secret.encode()).decode()
+    result, lines = await run_real(
+        tmp_path,
+        f"""
+        name: w
+        secrets: [API_TOKEN]
+        steps:
+          - name: leak
+            run: |
+              echo "plain $API_TOKEN"
+              echo "b64 {b64}"
+              printf 'split hunter2-'; sleep 0.05; printf 'very-secret\\n'
+              echo "token=$API_TOKEN" >> "$TEMPEH_OUTPUT"
+          - name: other
+            run: echo "other sees [$API_TOKEN]"
+            secrets: []
+        """,
+        environ={"API_TOKEN": secret},
+    )
+    assert result.succeeded
+    assert not any(secret in line or b64 in line for line in lines)
+    assert "leak: plain ***" in lines
+    assert "leak: split ***" in lines
+    assert result["leak"].outputs == {"token": "***"}
+
+
+async def test_a_missing_secret_stops_the_run_before_anything_starts(tmp_path: Path) -> None:
+    from tempeh_tui.engine.secrets import MissingSecret
+
+    with pytest.raises(MissingSecret, match="API_TOKEN"):
+        await run_real(
+            tmp_path, "name: w\nsecrets: [API_TOKEN]\nsteps:\n  - {name: a, run: 'true'}\n"
+        )
+
+
+def write_module(path: Path, text: str) -> None:
+    path.write_text(textwrap.dedent(text))
+
+
+async def test_a_python_step_gets_its_context_and_returns_outputs(tmp_path: Path) -> None:
+    write_module(
+        tmp_path / "release_tools.py",
+        """
+        def tag(ctx):
+            ctx.log(f"tagging {ctx.params['version']} after {ctx.steps['build']['status']}")
+            return {"tag": "v" + ctx.params["version"]}
+        """,
+    )
+    result, lines = await run_real(
+        tmp_path,
+        """
+        name: w
+        params: {version: "2.0"}
+        steps:
+          - {name: build, run: "true"}
+          - {name: tag, needs: [build], python: "release_tools:tag"}
+          - {name: show, needs: [tag], run: "echo {{ steps['tag'].outputs.tag }}"}
+        """,
+    )
+    assert result.succeeded, lines
+    assert "tag: tagging 2.0 after succeeded" in lines
+    assert "show: v2.0" in lines

@@ -1,0 +1,163 @@
+"""When units start: needs, slots, pools, exclusive, max_parallel, host load, priorities."""
+
+from __future__ import annotations
+
+import pytest
+
+from tempeh_tui.engine.fake_executor import FakeExecutor, FakeOutcome
+from tempeh_tui.engine.parallel import ParallelExecutionManager
+from tempeh_tui.events import RunStatus, StepStatus, StepStatusChanged
+from tests.engine.engine_support import run_yaml
+
+pytestmark = pytest.mark.anyio
+
+SLOW = FakeOutcome(duration=0.05)
+
+
+async def test_a_step_starts_when_its_own_needs_finish_not_when_its_wave_does() -> None:
+    fake = FakeExecutor({"slow": [FakeOutcome(duration=0.3)], "quick": [FakeOutcome()]})
+    run = await run_yaml(
+        """
+        name: w
+        steps:
+          - {name: quick, run: "true"}
+          - {name: slow, run: "true"}
+          - {name: after-quick, needs: [quick], run: "true"}
+        """,
+        fake,
+    )
+    assert run.result.status is RunStatus.SUCCEEDED
+    assert run.overlapping("after-quick", "slow")
+
+
+async def test_no_more_steps_run_at_once_than_max_concurrency() -> None:
+    fake = FakeExecutor(default=SLOW)
+    steps = "\n".join(f"  - {{name: s{i}, run: 'true'}}" for i in range(10))
+    run = await run_yaml(f"name: w\nmax_concurrency: 3\nsteps:\n{steps}\n", fake)
+    assert run.result.succeeded
+    assert fake.max_running == 3
+
+
+async def test_the_api_can_lower_the_concurrency_of_the_file() -> None:
+    fake = FakeExecutor(default=SLOW)
+    steps = "\n".join(f"  - {{name: s{i}, run: 'true'}}" for i in range(6))
+    await run_yaml(f"name: w\nmax_concurrency: 4\nsteps:\n{steps}\n", fake, max_concurrency=1)
+    assert fake.max_running == 1
+
+
+async def test_a_resource_pool_is_never_claimed_beyond_its_capacity() -> None:
+    fake = FakeExecutor(default=SLOW)
+    run = await run_yaml(
+        """
+        name: w
+        resources: {db: 1}
+        steps:
+          - {name: m1, run: "true", resources: {db: 1}}
+          - {name: m2, run: "true", resources: {db: 1}}
+          - {name: m3, run: "true", resources: {db: 1}}
+          - {name: free, run: "true"}
+        """,
+        fake,
+    )
+    assert not run.overlapping("m1", "m2")
+    assert not run.overlapping("m2", "m3")
+    assert not run.overlapping("m1", "m3")
+    assert run.overlapping("m1", "free")
+    waiting = [e for e in run.of(StepStatusChanged) if e.status is StepStatus.WAITING]
+    assert any("resource 'db'" in (e.reason or "") for e in waiting)
+
+
+async def test_an_exclusive_step_runs_with_nothing_beside_it() -> None:
+    fake = FakeExecutor(default=SLOW)
+    run = await run_yaml(
+        """
+        name: w
+        steps:
+          - {name: a, run: "true"}
+          - {name: b, run: "true"}
+          - {name: alone, run: "true", parallel: false}
+          - {name: c, run: "true"}
+        """,
+        fake,
+    )
+    for other in ("a", "b", "c"):
+        assert not run.overlapping("alone", other)
+    assert run.overlapping("a", "b")
+
+
+async def test_fan_out_instances_respect_max_parallel_and_fan_in_waits_for_all() -> None:
+    fake = FakeExecutor(default=SLOW)
+    run = await run_yaml(
+        """
+        name: w
+        steps:
+          - name: deploy
+            for_each: [r1, r2, r3, r4]
+            max_parallel: 2
+            run: echo {{ item }}
+          - {name: smoke, needs: [deploy], run: "true"}
+        """,
+        fake,
+    )
+    assert fake.max_running == 2
+    assert run.started().index("smoke") == 4  # after all four instances
+    env = next(c.env for c in fake.calls if c.name == "deploy[r3]")
+    assert env["TEMPEH_ITEM"] == "r3"
+
+
+async def test_ready_steps_start_critical_path_first() -> None:
+    fake = FakeExecutor()
+    run = await run_yaml(
+        """
+        name: w
+        max_concurrency: 1
+        steps:
+          - {name: short, run: "true", estimate: 1s}
+          - {name: long-head, run: "true", estimate: 1s}
+          - {name: long-tail, needs: [long-head], run: "true", estimate: 10s}
+        """,
+        fake,
+    )
+    assert run.started() == ["long-head", "long-tail", "short"]
+
+
+class Overloaded:
+    """A host that is busy for its first `busy` samples."""
+
+    def __init__(self, busy: int) -> None:
+        self.samples = 0
+        self.busy = busy
+
+    def sample(self) -> tuple[float, float]:
+        self.samples += 1
+        return (99.0, 50.0) if self.samples <= self.busy else (10.0, 50.0)
+
+
+async def test_no_step_starts_while_host_load_is_above_the_limits() -> None:
+    fake = FakeExecutor()
+    host = Overloaded(busy=2)
+    run = await run_yaml(
+        """
+        name: w
+        resource_limits: {cpu: 80}
+        steps:
+          - {name: a, run: "true"}
+        """,
+        fake,
+        host_load=host,
+    )
+    assert run.result.succeeded
+    assert host.samples >= 3
+    waits = [e.reason for e in run.of(StepStatusChanged) if e.status is StepStatus.WAITING]
+    assert waits == ["waiting: host CPU 99% > 80%"]
+
+
+async def test_parallel_execution_manager_runs_plain_step_dicts() -> None:
+    fake = FakeExecutor(default=SLOW)
+    manager = ParallelExecutionManager(fake)
+    result = await manager.execute_parallel(
+        [{"name": f"s{i}", "run": "true"} for i in range(6)], max_concurrency=2
+    )
+    assert result.succeeded
+    assert sorted(result.units) == [f"s{i}" for i in range(6)]
+    assert fake.max_running == 2
