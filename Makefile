@@ -4,9 +4,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-SAMPLE ?= sample_workflows/production-deployment.yaml
+SAMPLE ?= sample_workflows/local-service/deploy.yaml
+SAMPLE_ROOT ?= /tmp/tempeh-local-service
 
-.PHONY: run test lint types unit bench clean
+.PHONY: run stop-sample test lint types unit bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "tempeh needs Python 3.11+, $(PYTHON) is " + sys.version.split()[0] or 0)'
@@ -16,7 +17,10 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/tempeh plan $(SAMPLE)
+	$(BIN)/tempeh run $(SAMPLE) --headless $(ARGS)
+
+stop-sample:
+	sample_workflows/local-service/scripts/service.sh stop $(SAMPLE_ROOT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -32,7 +36,8 @@ unit: $(STAMP)
 test: lint types unit
 
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/spawn.py
+	$(BIN)/python bench/engine.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -20,15 +20,23 @@ _EXPORTS = {
     "WorkflowError": "tempeh_tui.errors",
     "Problem": "tempeh_tui.errors",
     "build_plan": "tempeh_tui.graph.plan",
+    "WorkflowEngine": "tempeh_tui.engine.engine",
+    "ParallelExecutionManager": "tempeh_tui.engine.parallel",
+    "ErrorRecovery": "tempeh_tui.engine.recovery",
+    "RunResult": "tempeh_tui.engine.results",
     "Plan": "tempeh_tui.graph.plan",
 }
 
 __all__ = [
+    "ErrorRecovery",
+    "ParallelExecutionManager",
     "Plan",
     "Problem",
+    "RunResult",
     "Step",
     "TempehError",
     "Workflow",
+    "WorkflowEngine",
     "WorkflowError",
     "__version__",
     "build_plan",
@@ -41,6 +49,10 @@ if TYPE_CHECKING:
     from tempeh_tui.definition.loader import parse_workflow as parse_workflow
     from tempeh_tui.definition.models import Step as Step
     from tempeh_tui.definition.models import Workflow as Workflow
+    from tempeh_tui.engine.engine import WorkflowEngine as WorkflowEngine
+    from tempeh_tui.engine.parallel import ParallelExecutionManager as ParallelExecutionManager
+    from tempeh_tui.engine.recovery import ErrorRecovery as ErrorRecovery
+    from tempeh_tui.engine.results import RunResult as RunResult
     from tempeh_tui.errors import Problem as Problem
     from tempeh_tui.errors import TempehError as TempehError
     from tempeh_tui.errors import WorkflowError as WorkflowError

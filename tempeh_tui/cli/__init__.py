@@ -7,7 +7,8 @@ Only argparse is imported up front; each command imports what it needs when it r
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 __all__ = ["main"]
 
@@ -26,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tempeh_tui.errors import TempehError, WorkflowError
 
     try:
-        code: int = args.handler(args)
+        code: int = _unwrapped(args.handler, args)
     except WorkflowError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -37,6 +38,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `tempeh plan x | head`
         return EXIT_OK
     return code
+
+
+def _unwrapped(handler: Callable[[Any], int], args: Any) -> int:
+    """Call a handler; an error raised inside a task group comes out as itself, not a group."""
+    try:
+        return handler(args)
+    except BaseExceptionGroup as group:
+        leaves = list(_leaves(group))
+        if len(leaves) == 1:
+            raise leaves[0] from group
+        raise
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc
 
 
 def run() -> None:

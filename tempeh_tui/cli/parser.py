@@ -20,6 +20,16 @@ def _handler(module: str, function: str) -> Any:
     return call
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -73,8 +83,66 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="PLAN", help="also save the plan (JSON) to this file")
     p.set_defaults(handler=_handler("tempeh_tui.cli.definition", "plan"))
 
+    p = sub.add_parser(
+        "run",
+        parents=[common, params],
+        help="run a workflow",
+        description="Run a workflow, checkpointed to the store. Headless for now: a live view "
+        "on a terminal, plain lines otherwise, JSON lines with --json.",
+    )
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--headless", action="store_true", help="no application (the default for now)")
+    p.add_argument("--max-concurrency", type=_positive, metavar="N", help="steps at once")
+    p.add_argument(
+        "--on-failure",
+        choices=["pause", "rollback", "continue", "abort"],
+        help="what a step failing for good does (default: the workflow's on_failure)",
+    )
+    p.add_argument("--yes", action="store_true", help="approve every approval gate")
+    p.add_argument(
+        "--approve", action="append", default=[], metavar="STEP", help="approve this gate"
+    )
+    p.add_argument("--json", action="store_true", help="one JSON event per line")
+    p.set_defaults(handler=_handler("tempeh_tui.cli.run", "run"))
+
     p = sub.add_parser("graph", parents=[common], help="print the dependency graph")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--format", choices=["mermaid", "dot", "text"], default="text")
     p.set_defaults(handler=_handler("tempeh_tui.cli.definition", "graph"))
+
+    p = sub.add_parser(
+        "runs",
+        parents=[common],
+        help="the history of runs, newest first",
+        description="List the stored runs, newest first.",
+    )
+    p.add_argument("--json", action="store_true", help="print a list of run objects")
+    p.add_argument("--limit", type=_positive, default=20, metavar="N", help="at most N runs")
+    p.set_defaults(handler=_handler("tempeh_tui.cli.history", "runs"))
+
+    p = sub.add_parser(
+        "show",
+        parents=[common],
+        help="one run: its steps, attempts and outputs",
+        description="Show one stored run: its steps with status, attempts, exit code, error "
+        "class, duration and outputs. RUN may be any unique prefix of a run id.",
+    )
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--json", action="store_true", help="print the run as JSON")
+    p.set_defaults(handler=_handler("tempeh_tui.cli.history", "show"))
+
+    p = sub.add_parser(
+        "logs",
+        parents=[common],
+        help="a run's stored log lines",
+        description="Print a run's stored log lines in order, each prefixed with its step when "
+        "showing the whole run. STEP selects one step (with all its fan-out instances) or one "
+        "instance such as 'deploy[eu-1]'.",
+    )
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("step", metavar="STEP", nargs="?")
+    p.add_argument(
+        "-f", "--follow", action="store_true", help="keep printing new lines until the run ends"
+    )
+    p.set_defaults(handler=_handler("tempeh_tui.cli.history", "logs"))
     return parser

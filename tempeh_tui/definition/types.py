@@ -20,6 +20,7 @@ __all__ = [
     "StepName",
     "Text",
     "format_duration",
+    "format_elapsed",
     "parse_duration",
 ]
 
@@ -64,6 +65,19 @@ def format_duration(seconds: float) -> str:
     hours, minutes = divmod(minutes, 60)
     out = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
     return out + (f"{secs}s" if secs else "")
+
+
+def format_elapsed(seconds: float) -> str:
+    """A measured time, as precise as a person reads it: 12ms, 1.8s, 42s, 3m05s."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 def _text(value: Any) -> Any:

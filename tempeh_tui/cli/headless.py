@@ -1,0 +1,251 @@
+"""The headless views of a run: JSON lines, plain lines (CI logs), or a Rich live view.
+
+Each is a subscriber of the engine's one event stream (SPEC 7); none knows the engine's insides.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import Counter, deque
+from dataclasses import dataclass
+from typing import IO, Protocol
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from tempeh_tui.definition.types import format_elapsed
+from tempeh_tui.events import (
+    ConcurrencyChanged,
+    Event,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+    StepOutput,
+    StepRetrying,
+    StepStarted,
+    StepStatus,
+    StepStatusChanged,
+)
+
+__all__ = ["HeadlessView", "JsonLinesView", "LiveView", "PlainView", "choose_view"]
+
+ICONS = {
+    StepStatus.PENDING: ("·", "dim"),
+    StepStatus.WAITING: ("…", "yellow"),
+    StepStatus.AWAITING_CONFIRMATION: ("?", "magenta"),
+    StepStatus.RUNNING: ("▶", "cyan"),
+    StepStatus.SUCCEEDED: ("✓", "green"),
+    StepStatus.FAILED: ("✗", "red"),
+    StepStatus.SKIPPED: ("↷", "dim"),
+    StepStatus.CANCELLED: ("■", "red"),
+    StepStatus.INTERRUPTED: ("‖", "yellow"),
+    StepStatus.ROLLING_BACK: ("↺", "yellow"),
+    StepStatus.ROLLED_BACK: ("↺", "green"),
+    StepStatus.ROLLBACK_FAILED: ("↺", "red"),
+}
+"""A symbol per state, so the state never rests on colour alone (SPEC 8)."""
+
+
+class HeadlessView(Protocol):
+    def handle(self, event: Event) -> None: ...
+
+    def tick(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class JsonLinesView:
+    """`--json`: one JSON object per event and line (SPEC 6)."""
+
+    def __init__(self, out: IO[str] | None = None) -> None:
+        self._out = out or sys.stdout
+
+    def handle(self, event: Event) -> None:
+        self._out.write(json.dumps(event.to_json(), ensure_ascii=False, default=str) + "\n")
+
+    def tick(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self._out.flush()
+
+
+class PlainView:
+    """Plain lines for logs and pipes: what started, printed, retried and ended."""
+
+    def __init__(self, out: IO[str] | None = None) -> None:
+        self._out = out or sys.stdout
+        self._started = time.time()
+
+    def _line(self, text: str) -> None:
+        self._out.write(text + "\n")
+
+    def handle(self, event: Event) -> None:
+        name = f"[{event.step}]" if event.step else ""
+        if isinstance(event, StepOutput):
+            mark = "»" if event.stream == "tempeh" else ("!" if event.stream == "stderr" else "|")
+            self._line(f"{name} {mark} {event.line}" if name else f"» {event.line}")
+        elif isinstance(event, StepStarted):
+            what = f": {_one_line(event.command)}" if event.command else ""
+            loop = f", iteration {event.iteration}" if event.iteration > 1 else ""
+            self._line(f"{name} started (attempt {event.attempt}{loop}){what}")
+        elif isinstance(event, StepRetrying):
+            self._line(
+                f"{name} attempt {event.attempt} failed ({event.error_class}); "
+                f"retrying in {format_elapsed(event.delay)}"
+            )
+        elif isinstance(event, StepFinished):
+            self._line(f"{name} {_finished(event)}")
+        elif isinstance(event, StepStatusChanged) and event.reason:
+            self._line(f"{name} {event.status.value}: {event.reason}")
+        elif isinstance(event, RunStarted):
+            self._started = event.ts
+            self._line(
+                f"run {event.run_id}: {event.workflow}, {len(event.units)} steps, "
+                f"max_concurrency {event.max_concurrency}"
+            )
+        elif isinstance(event, ConcurrencyChanged):
+            self._line(f"max_concurrency is now {event.max_concurrency}")
+        elif isinstance(event, RunFinished):
+            counts = ", ".join(f"{n} {s}" for s, n in sorted(event.counts.items()))
+            elapsed = format_elapsed(event.ts - self._started)
+            why = f" ({event.message})" if event.message else ""
+            self._line(f"run {event.run_id} {event.status.value} in {elapsed}: {counts}{why}")
+
+    def tick(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self._out.flush()
+
+
+def _one_line(command: str) -> str:
+    lines = [line for line in command.strip().splitlines() if line.strip()]
+    return lines[0] + (" …" if len(lines) > 1 else "") if lines else ""
+
+
+def _finished(event: StepFinished) -> str:
+    icon = ICONS[event.status][0]
+    took = f" in {format_elapsed(event.duration)}" if event.duration is not None else ""
+    text = f"{icon} {event.status.value}{took}"
+    if event.cached:
+        text += " (cached)"
+    if event.exit_code not in (None, 0):
+        text += f", exit code {event.exit_code}"
+    if event.reason:
+        text += f": {event.reason}"
+    return text
+
+
+@dataclass
+class _UnitRow:
+    status: StepStatus = StepStatus.PENDING
+    attempts: int = 0
+    started: float | None = None
+    ended: float | None = None
+    last_line: str = ""
+
+
+class LiveView:
+    """A Rich live view on a terminal: a header with counts, the active and latest units."""
+
+    def __init__(self, console: Console | None = None, *, rows: int = 20) -> None:
+        self._console = console or Console()
+        self._rows: dict[str, _UnitRow] = {}
+        self._recent: deque[str] = deque(maxlen=rows)
+        self._title = "tempeh"
+        self._run_started = time.time()
+        self._finished: RunFinished | None = None
+        # refreshed from the event loop only (no refresh thread: the model is not locked)
+        self._live = Live(console=self._console, get_renderable=self._render, auto_refresh=False)
+        self._live.start()
+        self._last_refresh = 0.0
+
+    def tick(self) -> None:
+        """Redraw if a frame's time has passed (called per event and by a timer)."""
+        now = time.monotonic()
+        if now - self._last_refresh >= 1 / 8:
+            self._last_refresh = now
+            self._live.refresh()
+
+    def handle(self, event: Event) -> None:
+        self._apply(event)
+        self.tick()
+
+    def _apply(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self._title = f"{event.workflow}  run {event.run_id}"
+            self._run_started = event.ts
+            self._rows = {name: _UnitRow() for name in event.units}
+            return
+        if isinstance(event, RunFinished):
+            self._finished = event
+            return
+        if event.step is None or event.step not in self._rows:
+            return
+        row = self._rows[event.step]
+        if isinstance(event, StepStarted):
+            row.status, row.attempts = StepStatus.RUNNING, event.attempt
+            row.started = row.started or event.ts
+            self._touch(event.step)
+        elif isinstance(event, StepOutput):
+            row.last_line = event.line
+        elif isinstance(event, StepStatusChanged):
+            row.status = event.status
+        elif isinstance(event, StepFinished):
+            row.status, row.ended = event.status, event.ts
+            row.attempts = max(row.attempts, event.attempts)
+            if event.reason and event.status is not StepStatus.SUCCEEDED:
+                row.last_line = event.reason
+            self._touch(event.step)
+
+    def _touch(self, name: str) -> None:
+        if name in self._recent:
+            self._recent.remove(name)
+        self._recent.append(name)
+
+    def _render(self) -> RenderableType:
+        counts = Counter(row.status for row in self._rows.values())
+        now = self._finished.ts if self._finished else time.time()
+        header = Text.assemble(
+            (self._title, "bold"), f"  {format_elapsed(now - self._run_started)}  "
+        )
+        for status, (icon, style) in ICONS.items():
+            if counts[status]:
+                header.append(f"{icon} {counts[status]} {status.value}  ", style=style)
+        table = Table(show_header=False, box=None, pad_edge=False, expand=True)
+        table.add_column(width=2, no_wrap=True)
+        table.add_column(no_wrap=True, ratio=2)
+        table.add_column(no_wrap=True, width=10)
+        table.add_column(no_wrap=True, ratio=3, style="dim")
+        for name in self._recent:
+            row = self._rows[name]
+            icon, style = ICONS[row.status]
+            end = row.ended or now
+            took = format_elapsed(end - row.started) if row.started else ""
+            tries = f" ×{row.attempts}" if row.attempts > 1 else ""
+            table.add_row(Text(icon, style=style), Text(name + tries), took, Text(row.last_line))
+        parts: list[RenderableType] = [header, table]
+        if self._finished is not None:
+            done = self._finished
+            why = f": {done.message}" if done.message else ""
+            parts.append(Text(f"run {done.status.value}{why}", style="bold"))
+        return Group(*parts)
+
+    def close(self) -> None:
+        self._live.refresh()
+        self._live.stop()
+
+
+def choose_view(*, json_lines: bool, out: IO[str] | None = None) -> HeadlessView:
+    """JSON with --json; a live view on a terminal; plain lines otherwise."""
+    stream = out or sys.stdout
+    if json_lines:
+        return JsonLinesView(stream)
+    if stream.isatty():
+        return LiveView(Console(file=stream))
+    return PlainView(stream)

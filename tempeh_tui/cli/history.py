@@ -1,0 +1,227 @@
+"""`tempeh runs`, `show` and `logs`: what the store remembers, for people and for scripts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import anyio
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from tempeh_tui.definition.types import format_duration
+from tempeh_tui.store import LogRecord, RunRecord, StepRecord, open_store
+from tempeh_tui.store.rows import unit_matches
+
+__all__ = ["logs", "runs", "show"]
+
+FOLLOW_INTERVAL = 0.2
+"""How often `logs --follow` asks the store for new lines."""
+
+_STATUS_STYLE = {
+    "running": "cyan",
+    "paused": "yellow",
+    "waiting": "dim",
+    "pending": "dim",
+    "awaiting_confirmation": "yellow",
+    "succeeded": "green",
+    "failed": "red",
+    "skipped": "yellow",
+    "cancelled": "magenta",
+    "interrupted": "magenta",
+    "rolling_back": "cyan",
+    "rolled_back": "blue",
+    "rollback_failed": "red",
+}
+
+
+def runs(args: argparse.Namespace) -> int:
+    found = anyio.run(_list_runs, args.db, args.limit)
+    if args.json:
+        _print_json([run.to_json(with_steps=False) for run in found])
+        return 0
+    console = Console(highlight=False)
+    if not found:
+        console.print("no runs yet")
+        return 0
+    table = Table(show_edge=False, pad_edge=False, header_style="bold")
+    for column in ("run", "workflow", "status", "started", "duration"):
+        table.add_column(column, no_wrap=True)
+    for run in found:
+        table.add_row(
+            Text(run.id),
+            Text(run.workflow),
+            _status(run.status.value),
+            _local_time(run.started_at),
+            _duration(run.started_at, run.ended_at, running=not run.status.is_terminal),
+        )
+    console.print(table)
+    return 0
+
+
+def show(args: argparse.Namespace) -> int:
+    run = anyio.run(_get_run, args.db, args.run)
+    if args.json:
+        _print_json(run.to_json())
+    else:
+        _print_run(run, Console(highlight=False))
+    return 0
+
+
+def logs(args: argparse.Namespace) -> int:
+    try:
+        return anyio.run(_logs, args)
+    except KeyboardInterrupt:  # the usual way to stop `--follow`
+        return 130
+
+
+async def _list_runs(db: str | None, limit: int) -> list[RunRecord]:
+    async with open_store(db) as store:
+        return await store.list_runs(limit)
+
+
+async def _get_run(db: str | None, run_id: str) -> RunRecord:
+    async with open_store(db) as store:
+        return await store.get_run(run_id)
+
+
+async def _logs(args: argparse.Namespace) -> int:
+    async with open_store(args.db) as store:
+        run = await store.get_run(args.run)
+        step: str | None = args.step
+        if step is not None and not any(unit_matches(s.name, step) for s in run.steps):
+            names = ", ".join(s.name for s in run.steps) or "none"
+            print(f"tempeh: run {run.id} has no step '{step}' (steps: {names})", file=sys.stderr)
+            return 2
+        seq = _write_lines(await store.read_logs(run.id, step), step)
+        while args.follow and not run.status.is_terminal:
+            await anyio.sleep(FOLLOW_INTERVAL)
+            seq = _write_lines(await store.read_logs(run.id, step, after_seq=seq), step, seq)
+            run = await store.get_run(run.id)
+        if args.follow:  # what was committed together with the run's end
+            _write_lines(await store.read_logs(run.id, step, after_seq=seq), step, seq)
+    return 0
+
+
+def _write_lines(lines: Iterable[LogRecord], step: str | None, seq: int = 0) -> int:
+    """Print stored lines, each with its unit's name unless that is the one asked for; returns
+    the last sequence number printed."""
+    out = []
+    for record in lines:
+        prefix = "" if record.step == step else f"{record.step or 'tempeh'} | "
+        out.append(f"{prefix}{record.line}\n")
+        seq = record.seq
+    if out:
+        sys.stdout.write("".join(out))
+        sys.stdout.flush()
+    return seq
+
+
+def _print_run(run: RunRecord, console: Console) -> None:
+    took = _duration(run.started_at, run.ended_at, running=not run.status.is_terminal)
+    console.print(
+        Text.assemble(
+            ("Run ", "bold"),
+            (run.id, "bold cyan"),
+            "  ",
+            (run.workflow, "bold"),
+            "  ",
+            _status(run.status.value),
+        )
+    )
+    facts = [f"started {_local_time(run.started_at)}"]
+    if run.ended_at is not None:
+        facts.append(f"ended {_local_time(run.ended_at)}")
+    if took:
+        facts.append(f"took {took}" if run.status.is_terminal else f"running for {took}")
+    if run.max_concurrency is not None:
+        facts.append(f"max_concurrency {run.max_concurrency}")
+    console.print(Text("  ".join(facts)))
+    if run.params:
+        console.print(Text("params: " + "  ".join(f"{k}={v}" for k, v in run.params.items())))
+    if run.message:
+        console.print(Text(run.message))
+    if run.source:
+        console.print(Text(f"from {run.source}", style="dim"))
+
+    table = Table(show_edge=False, pad_edge=False, header_style="bold")
+    table.add_column("step", no_wrap=True)
+    table.add_column("status")
+    table.add_column("attempts", justify="right")
+    table.add_column("exit", justify="right")
+    table.add_column("class")
+    table.add_column("duration", justify="right", no_wrap=True)
+    table.add_column("outputs", ratio=1)
+    for step in run.steps:
+        status = _status(step.status.value)
+        if step.cached:
+            status.append(" (cached)", style="dim")
+        if step.reason:
+            status.append(f" ({step.reason})", style="dim")
+        table.add_row(
+            Text(step.name),
+            status,
+            str(step.attempts) if step.attempts else "",
+            "" if step.exit_code is None else str(step.exit_code),
+            Text(step.error_class or ""),
+            _duration(step.started_at, step.ended_at, running=not step.status.is_terminal),
+            Text("  ".join(f"{k}={v}" for k, v in step.outputs.items())),
+        )
+    console.print(table)
+    retried = [step for step in run.steps if len(step.attempt_history) > 1]
+    if retried:
+        console.print(Text("attempts:", style="bold"))
+        for step in retried:
+            for line in _attempt_lines(step):
+                console.print(Text(f"  {line}"))
+
+
+def _attempt_lines(step: StepRecord) -> list[str]:
+    lines = []
+    for attempt in step.attempt_history:
+        what = [f"{step.name} attempt {attempt.attempt}:"]
+        if attempt.exit_code is not None:
+            what.append(f"exit {attempt.exit_code}")
+        if attempt.error_class:
+            what.append(attempt.error_class)
+        if attempt.delay_after is not None:
+            what.append(f"retried after {_seconds(attempt.delay_after)}")
+        elif attempt.ended_at is None:
+            what.append("running")
+        lines.append(" ".join(what))
+    return lines
+
+
+def _status(status: str) -> Text:
+    return Text(status, style=_STATUS_STYLE.get(status, ""))
+
+
+def _local_time(ts: float | None) -> str:
+    if ts is None:
+        return ""
+    return datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(start: float | None, end: float | None, *, running: bool) -> str:
+    if start is None:
+        return ""
+    if end is None:
+        if not running:
+            return ""
+        end = time.time()
+    return _seconds(max(0.0, end - start))
+
+
+def _seconds(seconds: float) -> str:
+    """500ms, 2.4s, 1m3s: tenths of a second matter only for the short ones."""
+    return format_duration(round(seconds, 1) if 1 <= seconds < 60 else seconds)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")

@@ -1,0 +1,160 @@
+"""`tempeh run` as an operator uses it: exit codes, JSON events, the store, SIGINT."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPEH = [sys.executable, "-m", "tempeh_tui"]
+
+
+def tempeh(*args: str, db: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*TEMPEH, *args, "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        check=False,
+    )
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "flow.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_a_successful_run_exits_0_and_prints_plain_lines(tmp_path: Path) -> None:
+    flow = write(
+        tmp_path,
+        """
+        name: hello
+        steps:
+          - {name: greet, run: echo hello}
+          - {name: after, needs: [greet], run: echo after}
+        """,
+    )
+    done = tempeh("run", str(flow), db=tmp_path / "t.db")
+    assert done.returncode == 0, done.stderr
+    assert "[greet] | hello" in done.stdout
+    assert "succeeded" in done.stdout.splitlines()[-1]
+
+
+def test_a_failed_run_exits_1_and_json_events_follow_the_spec(tmp_path: Path) -> None:
+    flow = write(
+        tmp_path,
+        """
+        name: broken
+        on_failure: continue
+        steps:
+          - {name: ok, run: "true"}
+          - {name: bad, run: "echo oops >&2; exit 3"}
+          - {name: never, needs: [bad], run: "true"}
+        """,
+    )
+    done = tempeh("run", str(flow), "--json", db=tmp_path / "t.db")
+    assert done.returncode == 1, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    for event in events:
+        assert {"seq", "ts", "run_id", "step", "type"} <= set(event)
+        assert event["ts"].endswith("+00:00")
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    finished = {e["step"]: e for e in events if e["type"] == "step_finished"}
+    assert finished["bad"]["status"] == "failed"
+    assert finished["bad"]["exit_code"] == 3
+    assert finished["never"]["status"] == "skipped"
+    assert events[-1]["type"] == "run_finished"
+    assert events[-1]["status"] == "failed"
+    assert any(e.get("line") == "oops" and e.get("stream") == "stderr" for e in events)
+
+
+def test_the_run_is_in_the_store_for_show_and_logs(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    flow = write(
+        tmp_path,
+        """
+        name: stored
+        steps:
+          - {name: build, run: 'echo built; echo "artifact=app.tgz" >> "$TEMPEH_OUTPUT"'}
+        """,
+    )
+    assert tempeh("run", str(flow), db=db).returncode == 0
+    runs = json.loads(tempeh("runs", "--json", db=db).stdout)
+    assert runs[0]["workflow"] == "stored"
+    shown = json.loads(tempeh("show", runs[0]["id"], "--json", db=db).stdout)
+    assert shown["status"] == "succeeded"
+    (build,) = shown["steps"]
+    assert (build["name"], build["status"], build["attempts"]) == ("build", "succeeded", 1)
+    assert build["outputs"] == {"artifact": "app.tgz"}
+    logs = tempeh("logs", runs[0]["id"], "build", db=db)
+    assert "built" in logs.stdout
+
+
+def test_a_bad_param_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    flow = write(
+        tmp_path,
+        """
+        name: p
+        params: {region: {required: true, choices: [eu, us]}}
+        steps:
+          - {name: a, run: "touch ran"}
+        """,
+    )
+    done = tempeh("run", str(flow), "-p", "region=mars", db=tmp_path / "t.db")
+    assert done.returncode == 2
+    assert "expected one of eu, us" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "ran").exists()
+
+
+def test_sigint_stops_the_run_kills_its_processes_and_exits_130(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    pids = tmp_path / "pids"
+    flow = write(
+        tmp_path,
+        f"""
+        name: long
+        steps:
+          - name: sleeper
+            run: |
+              sleep 300 & echo $! >> {pids}
+              sleep 300 & echo $! >> {pids}
+              wait
+          - {{name: later, needs: [sleeper], run: "true"}}
+        """,
+    )
+    process = subprocess.Popen(
+        [*TEMPEH, "run", str(flow), "--db", str(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    deadline = time.monotonic() + 20
+    while not (pids.exists() and len(pids.read_text().split()) == 2):
+        assert time.monotonic() < deadline, "the step never started"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    for pid in map(int, pids.read_text().split()):
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+    runs = json.loads(tempeh("runs", "--json", db=db).stdout)
+    assert runs[0]["status"] == "interrupted"
+
+
+def test_every_sample_workflow_runs_headless(tmp_path: Path) -> None:
+    for sample in ("production-deployment", "fanout-release", "pipeline-outputs"):
+        done = tempeh("run", f"sample_workflows/{sample}.yaml", db=tmp_path / "t.db")
+        assert done.returncode == 0, (sample, done.stdout[-2000:], done.stderr)
+    done = tempeh("run", "sample_workflows/approvals-rollbacks.yaml", "--yes", db=tmp_path / "t.db")
+    assert done.returncode == 0, done.stdout[-2000:]
