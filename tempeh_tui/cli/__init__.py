@@ -22,7 +22,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
+        parser.print_help(sys.stderr)  # a usage error: help goes where errors go
         return EXIT_INVALID
     from tempeh_tui.errors import TempehError, WorkflowError
 

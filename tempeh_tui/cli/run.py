@@ -81,4 +81,6 @@ async def _watch_signals(engine: WorkflowEngine) -> None:
                 )
                 engine.interrupt(f"interrupted by {name}")
             else:
+                engine.kill_now()
+                print("tempeh: killed; the run stays marked running until resumed", file=sys.stderr)
                 os._exit(EXIT_INTERRUPTED)

@@ -7,10 +7,12 @@ small API (execute, set the concurrency, cancel).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import secrets as _random
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -108,6 +110,13 @@ class WorkflowEngine:
     def cancel(self, message: str = "cancelled by the operator") -> None:
         if self._scheduler is not None:
             self._scheduler.stop(StopReason(StepStatus.CANCELLED, message))
+
+    def kill_now(self) -> None:
+        """SIGKILL every running step's process group at once (a second SIGINT)."""
+        services = self._scheduler.s if self._scheduler is not None else None
+        for group in list(services.process_groups if services else ()):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGKILL)
 
     def interrupt(self, message: str = "interrupted") -> None:
         """Stop for now (SIGINT): the run ends `interrupted` and can be resumed."""

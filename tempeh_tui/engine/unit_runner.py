@@ -63,12 +63,17 @@ class RunServices:
     approvals: Approvals = field(default_factory=Approvals)
     before_spawn: Callable[[], Awaitable[None]] | None = None
     """A checkpoint barrier: awaited before each process starts."""
+    process_groups: set[int] = field(default_factory=set)
+    """Process groups of the attempts running now (for killing at once on a second SIGINT)."""
 
 
 class _Observer:
     """Receives an attempt's output: masks it, publishes it, keeps the tail for diagnosis."""
 
-    def __init__(self, bus: EventBus, unit: str, attempt: int, masker: Masker) -> None:
+    def __init__(
+        self, bus: EventBus, unit: str, attempt: int, masker: Masker, groups: set[int]
+    ) -> None:
+        self._groups = groups
         self._bus = bus
         self._unit = unit
         self._attempt = attempt
@@ -83,6 +88,11 @@ class _Observer:
 
     def spawned(self, pid: int) -> None:
         self.pid = pid
+        self._groups.add(pid)
+
+    def done(self) -> None:
+        if self.pid is not None:
+            self._groups.discard(self.pid)
 
 
 @dataclass
@@ -150,8 +160,13 @@ class UnitRunner:
         for tries in range(1, policy.attempts + 1):
             self.attempts += 1
             attempt = self.attempts
-            observer = _Observer(self.s.bus, self.unit.name, attempt, self.s.masker)
-            failure = await self._attempt(attempt, iteration, outputs, observer)
+            observer = _Observer(
+                self.s.bus, self.unit.name, attempt, self.s.masker, self.s.process_groups
+            )
+            try:
+                failure = await self._attempt(attempt, iteration, outputs, observer)
+            finally:
+                observer.done()
             if failure is None:
                 return None
             recovery = self.s.recovery
