@@ -60,10 +60,10 @@ def test_python_dash_m_runs_the_same_command() -> None:
     assert result.stdout.startswith("tempeh ")
 
 
-def test_no_command_shows_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_command_shows_help_on_stderr_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
 
-    assert "usage: tempeh" in capsys.readouterr().out
+    assert "usage: tempeh" in capsys.rea.errerr().out
 
 
 @pytest.mark.parametrize("command", COMMANDS)
