@@ -63,7 +63,7 @@ def test_python_dash_m_runs_the_same_command() -> None:
 def test_no_command_shows_help_on_stderr_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
 
-    assert "usage: tempeh" in capsys.rea.errerr().out
+    assert "usage: tempeh" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", COMMANDS)
