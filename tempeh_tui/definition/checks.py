@@ -7,10 +7,11 @@ bad step does not hide the problems of the others.
 
 from __future__ import annotations
 
+import graphlib
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-
-import networkx as nx
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from tempeh_tui.definition.expressions import (
     CONTEXT_NAMES,
@@ -25,6 +26,9 @@ from tempeh_tui.definition.shell_template import parse_shell_template
 from tempeh_tui.definition.suggest import did_you_mean
 from tempeh_tui.definition.yaml_reader import DocPath, SourceMap
 from tempeh_tui.errors import Problem
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = ["Finding", "WorkflowParts", "check_parts", "check_workflow", "instance_name"]
 
@@ -154,10 +158,9 @@ def _check_shape(parts: WorkflowParts, findings: list[Finding]) -> None:
 
 def _check_needs(
     parts: WorkflowParts, known: set[str], instances: Mapping[str, str], findings: list[Finding]
-) -> nx.DiGraph:
-    """Check `needs` and return the step-level dependency graph (edges: need -> step)."""
-    graph = nx.DiGraph()
-    graph.add_nodes_from(step.name for _, step in parts.steps)
+) -> _NeedGraph:
+    """Check `needs` and return the step-level dependency graph."""
+    graph = _NeedGraph({step.name: {} for _, step in parts.steps})
     for index, step in parts.steps:
         seen: set[str] = set()
         for i, need in enumerate(step.needs):
@@ -174,16 +177,55 @@ def _check_needs(
                     Finding(f"step '{step.name}' needs unknown step '{need}'{hint}", path)
                 )
             else:
-                graph.add_edge(target, step.name, index=i)
+                graph.needs[step.name].setdefault(target, i)
     return graph
 
 
-def _check_cycles(parts: WorkflowParts, graph: nx.DiGraph, findings: list[Finding]) -> None:
+@dataclass
+class _NeedGraph:
+    """Which step needs which (by the index of the entry in its `needs`).
+
+    networkx is imported only when a question needs it (a cycle to spell out, ancestors to
+    check): validating an ordinary workflow before a run should not pay for the import.
+    """
+
+    needs: dict[str, dict[str, int]]
+
+    def has_cycle(self) -> bool:
+        try:
+            graphlib.TopologicalSorter(self.needs).prepare()
+        except graphlib.CycleError:
+            return True
+        return False
+
+    @cached_property
+    def nx(self) -> nx.DiGraph:
+        import networkx
+
+        graph = networkx.DiGraph()
+        graph.add_nodes_from(self.needs)
+        for step, needs in self.needs.items():
+            for need, index in needs.items():
+                graph.add_edge(need, step, index=index)
+        return graph
+
+    def ancestors(self, name: str) -> set[str]:
+        import networkx
+
+        return set(networkx.ancestors(self.nx, name))
+
+
+def _check_cycles(parts: WorkflowParts, needs: _NeedGraph, findings: list[Finding]) -> None:
+    if not needs.has_cycle():
+        return
+    import networkx
+
+    graph = needs.nx
     index_of = {step.name: index for index, step in parts.steps}
-    for component in nx.strongly_connected_components(graph):
+    for component in networkx.strongly_connected_components(graph):
         if len(component) < 2:
             continue
-        cycle = nx.find_cycle(graph.subgraph(component))
+        cycle = networkx.find_cycle(graph.subgraph(component))
         names = [edge[0] for edge in cycle]
         # start the story at the step that comes first in the file
         start = min(range(len(names)), key=lambda k: index_of.get(names[k], 0))
@@ -247,7 +289,7 @@ def _step_texts(step: Step) -> Iterator[tuple[str, tuple[str, ...], str]]:
 
 
 def _check_expressions(
-    parts: WorkflowParts, graph: nx.DiGraph, known: set[str], findings: list[Finding]
+    parts: WorkflowParts, graph: _NeedGraph, known: set[str], findings: list[Finding]
 ) -> None:
     ancestors_cache: dict[str, set[str]] = {}
     params = set(parts.params)
@@ -288,7 +330,7 @@ def _reference_problems(
     refs: References,
     params: set[str],
     known: set[str],
-    graph: nx.DiGraph,
+    graph: _NeedGraph,
     ancestors_cache: dict[str, set[str]],
 ) -> Iterator[str]:
     for name in sorted(refs.names - CONTEXT_NAMES - jinja_globals()):
@@ -311,9 +353,9 @@ def _reference_problems(
             yield f"unknown step '{other}'{did_you_mean(other, known)}"
         elif other == step.name:
             yield "a step cannot read its own status; use 'outputs' for its own outputs"
-        elif step.name in graph:
+        elif step.name in graph.needs:
             if step.name not in ancestors_cache:
-                ancestors_cache[step.name] = nx.ancestors(graph, step.name)
+                ancestors_cache[step.name] = graph.ancestors(step.name)
             if other not in ancestors_cache[step.name]:
                 yield (
                     f"reads steps['{other}'] but does not need '{other}' (directly or through "

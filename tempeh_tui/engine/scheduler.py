@@ -71,7 +71,7 @@ class Scheduler:
         self.stopped: StopReason | None = None
         self._rank = priorities(graph)
         self._order = graph.order
-        self._remaining = {name: graph.graph.in_degree(name) for name in graph.units}
+        self._remaining = {name: len(graph.needs(name)) for name in graph.units}
         self._ready: list[tuple[float, int, str]] = []
         self._running: dict[str, anyio.CancelScope] = {}
         self._pools: Counter[str] = Counter()

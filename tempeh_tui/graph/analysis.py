@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import graphlib
 from dataclasses import dataclass
-
-import networkx as nx
+from typing import Any
 
 from tempeh_tui.graph.build import WorkflowGraph
 
@@ -24,7 +24,7 @@ def parallel_groups(wg: WorkflowGraph) -> list[list[str]]:
     order = wg.order
     return [
         sorted(generation, key=lambda n: (-rank[n], order[n]))
-        for generation in nx.topological_generations(wg.graph)
+        for generation in _nx().topological_generations(wg.graph)
     ]
 
 
@@ -33,9 +33,10 @@ def priorities(wg: WorkflowGraph) -> dict[str, float]:
 
     A scheduler that starts the highest first keeps the critical path moving.
     """
+    order = graphlib.TopologicalSorter({name: wg.needs(name) for name in wg.units})
     rank: dict[str, float] = {}
-    for name in reversed(list(nx.topological_sort(wg.graph))):
-        after = max((rank[s] for s in wg.graph.successors(name)), default=0.0)
+    for name in reversed(list(order.static_order())):
+        after = max((rank[s] for s in wg.dependents(name)), default=0.0)
         rank[name] = wg.units[name].estimate + after
     return rank
 
@@ -86,6 +87,7 @@ def redundant_needs(wg: WorkflowGraph) -> list[RedundantNeed]:
     Judged on the units, not the steps: a need on `deploy[eu-1]` is not implied by a chain that
     starts at `deploy[eu-2]`.
     """
+    nx = _nx()
     reduced = nx.transitive_reduction(wg.graph)
     found = []
     for step in wg.workflow.steps:
@@ -101,6 +103,7 @@ def redundant_needs(wg: WorkflowGraph) -> list[RedundantNeed]:
 def _chain(wg: WorkflowGraph, need: str, source: str, target: str) -> list[str]:
     """The shortest chain from `source` to `target` other than the direct need, in step names."""
     g = wg.graph
+    nx = _nx()
     chains = (
         nx.shortest_path(g, source, via)
         for via in wg.needs(target)
@@ -108,3 +111,10 @@ def _chain(wg: WorkflowGraph, need: str, source: str, target: str) -> list[str]:
     )
     path = min(chains, key=len)
     return [need, *(wg.step_of(unit) for unit in path[1:]), wg.step_of(target)]
+
+
+def _nx() -> Any:
+    """networkx, imported when an analysis asks for it (running a workflow needs none)."""
+    import networkx
+
+    return networkx

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from tempeh_tui.definition.checks import instance_name
 from tempeh_tui.definition.models import Step, Workflow
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = ["DEFAULT_ESTIMATE", "Unit", "WorkflowGraph", "build_graph"]
 
@@ -41,19 +42,32 @@ class WorkflowGraph:
     """Units and their dependencies. Edges point from a need to the unit that needs it."""
 
     workflow: Workflow
-    graph: nx.DiGraph
     units: dict[str, Unit]
     instances: dict[str, tuple[str, ...]]
     """Fan-out steps and the names of their instances, in item order."""
+    _needs: dict[str, tuple[str, ...]]
+    _dependents: dict[str, tuple[str, ...]]
 
     def unit(self, name: str) -> Unit:
         return self.units[name]
 
-    def needs(self, name: str) -> list[str]:
-        return sorted(self.graph.predecessors(name), key=self.order.__getitem__)
+    def needs(self, name: str) -> tuple[str, ...]:
+        """The units `name` needs, in file order."""
+        return self._needs[name]
 
-    def dependents(self, name: str) -> list[str]:
-        return sorted(self.graph.successors(name), key=self.order.__getitem__)
+    def dependents(self, name: str) -> tuple[str, ...]:
+        """The units that need `name`, in file order."""
+        return self._dependents[name]
+
+    @cached_property
+    def graph(self) -> nx.DiGraph:
+        """The same graph for networkx's algorithms (built on first use: a run needs none)."""
+        import networkx
+
+        graph = networkx.DiGraph()
+        graph.add_nodes_from(self.units)
+        graph.add_edges_from((need, name) for name in self.units for need in self._needs[name])
+        return graph
 
     @cached_property
     def order(self) -> dict[str, int]:
@@ -62,7 +76,9 @@ class WorkflowGraph:
 
     def step_graph(self) -> nx.DiGraph:
         """The dependency graph between steps (fan-outs not expanded)."""
-        g = nx.DiGraph()
+        import networkx
+
+        g = networkx.DiGraph()
         for step in self.workflow.steps:
             g.add_node(step.name)
             for need in step.needs:
@@ -92,10 +108,20 @@ def build_graph(workflow: Workflow) -> WorkflowGraph:
             units[name] = Unit(name, step, item, index)
             names.append(name)
         instances[step.name] = tuple(names)
-    graph = nx.DiGraph()
-    graph.add_nodes_from(units)
+    needs: dict[str, list[str]] = {name: [] for name in units}
+    dependents: dict[str, list[str]] = {name: [] for name in units}
     for unit in units.values():
+        seen = needs[unit.name]
         for need in unit.step.needs:
             for source in instances.get(need, (need,)):
-                graph.add_edge(source, unit.name)
-    return WorkflowGraph(workflow, graph, units, instances)
+                if source not in seen:
+                    seen.append(source)
+                    dependents[source].append(unit.name)
+    order = {name: i for i, name in enumerate(units)}
+    return WorkflowGraph(
+        workflow,
+        units,
+        instances,
+        {n: tuple(sorted(v, key=order.__getitem__)) for n, v in needs.items()},
+        {n: tuple(sorted(v, key=order.__getitem__)) for n, v in dependents.items()},
+    )

@@ -37,13 +37,13 @@ def test_every_instance_needs_what_the_fan_out_step_needs() -> None:
     wg = graph_of(FAN_OUT)
 
     for instance in wg.instances["deploy"]:
-        assert wg.needs(instance) == ["build"]
+        assert wg.needs(instance) == ("build",)
 
 
 def test_fan_in_waits_for_every_instance() -> None:
     wg = graph_of(FAN_OUT)
 
-    assert wg.needs("smoke") == ["deploy[us-1]", "deploy[eu-2]", "deploy[eu-1]"]
+    assert wg.needs("smoke") == ("deploy[us-1]", "deploy[eu-2]", "deploy[eu-1]")
 
 
 def test_mapping_items_name_their_instances_by_position() -> None:
@@ -71,5 +71,5 @@ def test_a_need_on_one_instance_connects_only_that_instance() -> None:
         """
     )
 
-    assert wg.needs("probe-eu-1") == ["deploy[eu-1]"]
-    assert wg.dependents("deploy[eu-2]") == []
+    assert wg.needs("probe-eu-1") == ("deploy[eu-1]",)
+    assert wg.dependents("deploy[eu-2]") == ()
