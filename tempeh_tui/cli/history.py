@@ -1,4 +1,4 @@
-"""`tempeh runs`, `show` and `logs`: what the store remembers, for people and for scripts."""
+"""`tempeh runs`, `show`, `logs` and `gc`: what the store remembers, for people and for scripts."""
 
 from __future__ import annotations
 
@@ -15,11 +15,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tempeh_tui.definition.types import format_duration
-from tempeh_tui.store import LogRecord, RunRecord, StepRecord, open_store
+from tempeh_tui.definition.types import format_duration, parse_duration
+from tempeh_tui.store import LogRecord, PruneResult, RunRecord, StepRecord, open_store
 from tempeh_tui.store.rows import unit_matches
 
-__all__ = ["logs", "runs", "show"]
+__all__ = ["gc", "logs", "runs", "show"]
+
+GC_DEFAULT_AGE = "30d"
+"""What `tempeh gc` removes when given no rule: runs nothing happened in for 30 days."""
+EXIT_USAGE = 2
 
 FOLLOW_INTERVAL = 0.2
 """How often `logs --follow` asks the store for new lines."""
@@ -79,6 +83,55 @@ def logs(args: argparse.Namespace) -> int:
         return anyio.run(_logs, args)
     except KeyboardInterrupt:  # the usual way to stop `--follow`
         return 130
+
+
+def gc(args: argparse.Namespace) -> int:
+    keep: int | None = args.keep
+    age: str | None = args.older_than
+    if keep is None and age is None:
+        age = GC_DEFAULT_AGE
+    if keep is not None and keep < 0:
+        print(f"tempeh gc: --keep must be 0 or more, not {keep}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        older_than = parse_duration(age) if age is not None else None
+    except ValueError as exc:
+        print(f"tempeh gc: --older-than: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    result = anyio.run(_prune, args.db, keep, older_than, args.dry_run)
+    if args.json:
+        _print_json(result.to_json())
+        return 0
+    rules = [f"older than {age}"] if age is not None else []
+    if keep is not None:
+        rules.append(f"beyond the newest {keep} of each workflow")
+    _print_pruned(result, " and ".join(rules))
+    return 0
+
+
+async def _prune(
+    db: str | None, keep: int | None, older_than: float | None, dry_run: bool
+) -> PruneResult:
+    async with open_store(db) as store:
+        return await store.prune_runs(keep=keep, older_than=older_than, dry_run=dry_run)
+
+
+def _print_pruned(result: PruneResult, rules: str) -> None:
+    count = len(result.removed)
+    verb = "would remove" if result.dry_run else "removed"
+    if count:
+        print(f"{verb} {count} {_runs(count)} ({rules}):")
+        print("".join(f"  {run_id}\n" for run_id in result.removed), end="")
+    else:
+        print(f"nothing to remove ({rules})")
+    if result.kept_active:
+        kept = len(result.kept_active)
+        print(f"kept {kept} {_runs(kept)} that a live process drives:")
+        print("".join(f"  {run_id}\n" for run_id in result.kept_active), end="")
+
+
+def _runs(count: int) -> str:
+    return "run" if count == 1 else "runs"
 
 
 async def _list_runs(db: str | None, limit: int) -> list[RunRecord]:

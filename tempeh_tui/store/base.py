@@ -17,15 +17,26 @@ from tempeh_tui.events import Event, RunStatus, StepStatus
 from tempeh_tui.events.types import iso_time
 
 __all__ = [
+    "HEARTBEAT_INTERVAL",
+    "LEASE_TIMEOUT",
     "AttemptRecord",
     "CachedResult",
+    "LeaseLost",
     "LogRecord",
+    "PruneResult",
+    "RunLease",
+    "RunLocked",
     "RunNotFound",
     "RunRecord",
     "StepRecord",
     "Store",
     "StoreError",
 ]
+
+LEASE_TIMEOUT = 30.0
+"""A lease whose heartbeat is older than this (seconds) is dead, whoever holds it (SPEC 4)."""
+HEARTBEAT_INTERVAL = 5.0
+"""How often `Store.lease` renews the heartbeat of the lease it holds."""
 
 
 class StoreError(TempehError):
@@ -45,6 +56,55 @@ def _iso(ts: float | None) -> str | None:
 
 
 @dataclass(frozen=True)
+class RunLease:
+    """Who drives a run: one process, on one host, since `since` (SPEC 4)."""
+
+    pid: int
+    host: str
+    process_started: float
+    """The holder's process start time: tells it from a later process reusing its pid."""
+    since: float
+    heartbeat: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "pid": self.pid,
+            "host": self.host,
+            "process_started": _iso(self.process_started),
+            "since": _iso(self.since),
+            "heartbeat": _iso(self.heartbeat),
+        }
+
+
+class RunLocked(StoreError):
+    """Another process, alive, drives the run: it may be watched, not driven, from here."""
+
+    def __init__(self, run_id: str, holder: RunLease, now: float) -> None:
+        self.run_id = run_id
+        self.holder = holder
+        beat = max(0, round(now - holder.heartbeat))
+        super().__init__(
+            f"run {run_id} is driven by pid {holder.pid} on host {holder.host} since "
+            f"{iso_time(holder.since)}; heartbeat {beat} s ago"
+        )
+
+
+class LeaseLost(StoreError):
+    """This process held the run's lease and no longer does: its heartbeat came too late
+    and another process took the run over (or the lease was released)."""
+
+    def __init__(self, run_id: str, holder: RunLease | None) -> None:
+        self.run_id = run_id
+        self.holder = holder
+        now = (
+            f"it is held by pid {holder.pid} on host {holder.host} since {iso_time(holder.since)}"
+            if holder is not None
+            else "nobody holds it now"
+        )
+        super().__init__(f"run {run_id}: this process lost its lease ({now}); stop driving it")
+
+
+@dataclass(frozen=True)
 class AttemptRecord:
     attempt: int
     started_at: float
@@ -56,6 +116,10 @@ class AttemptRecord:
     pid: int | None = None
     iteration: int = 1
     """The latest loop iteration (`until`) this attempt ran."""
+    pgid: int | None = None
+    """The process group of the attempt's process (`StepSpawned`): what a resume kills."""
+    process_started: float | None = None
+    """That process's start time as the OS reported it, to tell it from a reused pid."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -66,6 +130,8 @@ class AttemptRecord:
             "error_class": self.error_class,
             "delay_after": self.delay_after,
             "pid": self.pid,
+            "pgid": self.pgid,
+            "process_started": _iso(self.process_started),
             "iteration": self.iteration,
         }
 
@@ -86,6 +152,9 @@ class StepRecord:
     cached: bool = False
     reason: str | None = None
     attempt_history: tuple[AttemptRecord, ...] = ()
+    cache_key: str | None = None
+    pid: int | None = None
+    """The pid of the unit's latest process, if it started one."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -99,7 +168,9 @@ class StepRecord:
             "started_at": _iso(self.started_at),
             "ended_at": _iso(self.ended_at),
             "cached": self.cached,
+            "cache_key": self.cache_key,
             "reason": self.reason,
+            "pid": self.pid,
             "attempt_history": [a.to_json() for a in self.attempt_history],
         }
 
@@ -122,6 +193,8 @@ class RunRecord:
     message: str | None = None
     steps: tuple[StepRecord, ...] = ()
     """Filled by `get_run`; empty in `list_runs`."""
+    lease: RunLease | None = None
+    """Who drives the run now, as the store last heard (alive or not: see `Store.lease`)."""
 
     def to_json(self, *, with_steps: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -133,6 +206,7 @@ class RunRecord:
             "params": self.params,
             "source": self.source,
             "message": self.message,
+            "lease": self.lease.to_json() if self.lease is not None else None,
         }
         if with_steps:
             out["steps"] = [s.to_json() for s in self.steps]
@@ -157,6 +231,25 @@ class CachedResult:
     run_id: str
     step: str
     outputs: dict[str, str]
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """What `Store.prune_runs` removed (or, in a dry run, would remove)."""
+
+    removed: tuple[str, ...] = ()
+    """Run ids, newest first."""
+    kept_active: tuple[str, ...] = ()
+    """Runs the rules selected but that a live process still drives: never removed."""
+    dry_run: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "removed": list(self.removed),
+            "count": len(self.removed),
+            "kept_active": list(self.kept_active),
+            "dry_run": self.dry_run,
+        }
 
 
 class Store(Protocol):
@@ -194,4 +287,45 @@ class Store(Protocol):
 
     async def find_cached(self, workflow: str, step: str, key: str) -> CachedResult | None:
         """The newest succeeded attempt of `step` in `workflow` whose cache key was `key`."""
+        ...
+
+    async def last_seq(self, run_id: str) -> int:
+        """The highest event sequence number stored for the run (log lines included; 0 if
+        none), so a resumed run numbers on from there. Events still pending are not counted.
+        `run_id` is the full id; raises RunNotFound."""
+        ...
+
+    # -- one driver per run (SPEC 4) -----------------------------------------------------
+
+    async def acquire_lease(self, run_id: str) -> None:
+        """Make this process the run's driver, atomically across processes. Taking a lease
+        this process holds already only renews it; a dead holder's lease (its pid gone or
+        reused on this host, or its heartbeat older than LEASE_TIMEOUT) is taken over.
+        Raises RunLocked (naming the holder) if a live process holds it, RunNotFound if
+        there is no such run (`run_id` is the full id)."""
+
+    async def heartbeat(self, run_id: str) -> None:
+        """Renew the lease this process holds. Raises LeaseLost if it holds it no more."""
+
+    async def release_lease(self, run_id: str) -> None:
+        """Give the lease up, if this process holds it (someone else's is left alone)."""
+
+    def lease(
+        self, run_id: str, *, heartbeat_every: float = HEARTBEAT_INTERVAL
+    ) -> AbstractAsyncContextManager[None]:
+        """`async with store.lease(run_id):` acquire, renew in the background, release on
+        the way out (also on error or cancellation). A lease the process held already is
+        renewed but not released at the end (its first taker releases it). If the lease is
+        lost meanwhile, the block is cancelled and LeaseLost raised."""
+        ...
+
+    # -- housekeeping --------------------------------------------------------------------
+
+    async def prune_runs(
+        self, *, keep: int | None = None, older_than: float | None = None, dry_run: bool = False
+    ) -> PruneResult:
+        """Remove runs with their units, attempts, logs and events: those older than
+        `older_than` seconds (since anything last happened in them) and beyond the newest
+        `keep` of their workflow; with both, a run must be both to go. Never a run a live
+        process drives. Raises ValueError if neither rule is given."""
         ...

@@ -5,18 +5,41 @@
 from __future__ import annotations
 
 import itertools
+import time
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from tempeh_tui.events import Event
 from tempeh_tui.store.base import (
     CachedResult,
+    LeaseLost,
     LogRecord,
+    PruneResult,
+    RunLease,
     RunNotFound,
     RunRecord,
     StoreError,
 )
 from tempeh_tui.store.buffer import EventBuffer
+from tempeh_tui.store.lease import (
+    LEASE_COLUMNS,
+    LeaseKeeper,
+    lease_from_row,
+    lease_values,
+    renew,
+    take,
+)
+from tempeh_tui.store.log_cap import (
+    DEFAULT_LOG_CAP,
+    MARKER_STREAM,
+    LogCap,
+    LogRow,
+    UnitLog,
+    plan_lines,
+)
 from tempeh_tui.store.projection import Patch, project
+from tempeh_tui.store.pruning import RunActivity, is_driven, select_runs
 from tempeh_tui.store.rows import (
     attempt_from_row,
     cached_from_row,
@@ -38,15 +61,19 @@ _LOG_COLUMNS = ("run_id", "seq", "ts", "step", "attempt", "stream", "line")
 _EVENT_COLUMNS = ("run_id", "seq", "ts", "type", "step", "data")
 
 
-class MemoryStore(EventBuffer):
+class MemoryStore(EventBuffer, LeaseKeeper):
     """Everything a `SqliteStore` keeps, kept in this process until it ends."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, log_cap: LogCap = DEFAULT_LOG_CAP) -> None:
         super().__init__()
+        self.log_cap = log_cap
         self._runs: dict[str, Row] = {}  # in creation order: list_runs' tie-break
         self._units: dict[tuple[str, str], Row] = {}
         self._attempts: dict[tuple[str, str, int], Row] = {}
         self._logs: dict[tuple[str, int], Row] = {}
+        self._log_units: dict[tuple[str, str], UnitLog] = {}
+        self._log_tails: dict[tuple[str, str], deque[int]] = {}
+        """Each unit's stored tail lines' sequence numbers, oldest first."""
         self.events: dict[tuple[str, int], Row] = {}
         """Every event but output lines, as the `events` table keeps them."""
 
@@ -59,7 +86,7 @@ class MemoryStore(EventBuffer):
     async def create_run(self, run: RunRecord) -> None:
         if run.id in self._runs:
             raise StoreError(f"run '{run.id}' already exists")
-        self._runs[run.id] = run_row(run)
+        self._runs[run.id] = {**run_row(run), **dict.fromkeys(LEASE_COLUMNS)}
 
     async def _write(self, batch: list[Event]) -> None:
         changes = project(batch)
@@ -77,10 +104,123 @@ class MemoryStore(EventBuffer):
         for attempt in changes.new_attempts:
             self._attempts.setdefault(attempt, new_attempt_row(*attempt))
         _patch(self._attempts, changes.attempts)
-        for seq, log in logs.items():
-            self._logs[seq] = dict(zip(_LOG_COLUMNS, log, strict=True))
+        self._write_logs(changes.logs)
         for seq, event in events.items():
             self.events[seq] = dict(zip(_EVENT_COLUMNS, event, strict=True))
+
+    def _write_logs(self, rows: list[LogRow]) -> None:
+        """The log cap, as `SqliteStore` applies it (see `log_cap`)."""
+        by_unit: dict[tuple[str, str], list[LogRow]] = {}
+        for row in rows:
+            by_unit.setdefault((row[0], row[3]), []).append(row)
+        for unit, lines in by_unit.items():
+            run_id = unit[0]
+            plan = plan_lines(self.log_cap, self._log_units.get(unit, UnitLog()), lines)
+            tail = self._log_tails.setdefault(unit, deque())
+            start = plan.state.tail_start
+            while tail and start is not None and tail[0] <= start:
+                tail.popleft()  # the line that became the marker
+            for _ in range(plan.drop):
+                del self._logs[(run_id, tail.popleft())]
+            if plan.marker is not None:
+                seq, text = plan.marker
+                self._logs[(run_id, seq)].update(stream=MARKER_STREAM, line=text)
+            for row in plan.insert:
+                self._logs[(run_id, row[1])] = dict(zip(_LOG_COLUMNS, row, strict=True))
+            tail.extend(row[1] for row in plan.insert[len(plan.insert) - plan.tail_inserted :])
+            self._log_units[unit] = plan.state
+
+    async def last_seq(self, run_id: str) -> int:
+        if run_id not in self._runs:
+            raise RunNotFound(run_id)
+        seqs = [seq for run, seq in itertools.chain(self._logs, self.events) if run == run_id]
+        return max(seqs, default=0)
+
+    # -- the lease (one process: the rules as SqliteStore applies them) ------------------
+
+    def _lease_change(
+        self, run_id: str, change: Callable[[RunLease | None], RunLease | None]
+    ) -> RunLease | None:
+        row = self._runs.get(run_id)
+        if row is None:
+            raise RunNotFound(run_id)
+        before = lease_from_row(row)
+        row.update(zip(LEASE_COLUMNS, lease_values(change(before)), strict=True))
+        return before
+
+    async def _take_lease(self, run_id: str) -> bool:
+        taken: list[bool] = []
+
+        def acquire(before: RunLease | None) -> RunLease:
+            lease, new = take(run_id, before, time.time())
+            taken.append(new)
+            return lease
+
+        self._lease_change(run_id, acquire)
+        return taken[0]
+
+    async def heartbeat(self, run_id: str) -> None:
+        self._lease_change(run_id, lambda before: renew(run_id, before, time.time()))
+
+    async def release_lease(self, run_id: str) -> None:
+        def release(before: RunLease | None) -> RunLease | None:
+            try:
+                renew(run_id, before, time.time())
+            except LeaseLost:
+                return before
+            return None
+
+        if run_id in self._runs:
+            self._lease_change(run_id, release)
+
+    async def prune_runs(
+        self, *, keep: int | None = None, older_than: float | None = None, dry_run: bool = False
+    ) -> PruneResult:
+        now = time.time()
+        newest = sorted(
+            enumerate(self._runs.values()), key=lambda i_row: (i_row[1]["created_at"], i_row[0])
+        )
+        activity = [self._activity(row) for _, row in reversed(newest)]
+        removed: list[str] = []
+        kept: list[str] = []
+        for run in select_runs(activity, keep, older_than, now):
+            if is_driven(run, now):
+                kept.append(run.id)
+                continue
+            removed.append(run.id)
+            if not dry_run:
+                self._remove(run.id)
+        return PruneResult(removed=tuple(removed), kept_active=tuple(kept), dry_run=dry_run)
+
+    def _activity(self, row: Row) -> RunActivity:
+        run_id = row["id"]
+        times = [row[c] for c in ("created_at", "started_at", "ended_at", "heartbeat")]
+        times += [
+            r["ts"]
+            for (run, _), r in itertools.chain(self._logs.items(), self.events.items())
+            if run == run_id
+        ]
+        return RunActivity(
+            id=run_id,
+            workflow=row["workflow"],
+            status=row["status"],
+            last_active=max(t for t in times if t is not None),
+            lease=lease_from_row(row),
+        )
+
+    def _remove(self, run_id: str) -> None:
+        del self._runs[run_id]
+        tables: tuple[dict[Any, Any], ...] = (
+            self._units,
+            self._attempts,
+            self._logs,
+            self.events,
+            self._log_units,
+            self._log_tails,
+        )
+        for rows in tables:
+            for key in [k for k in rows if k[0] == run_id]:
+                del rows[key]
 
     async def list_runs(self, limit: int = 20) -> list[RunRecord]:
         newest = sorted(

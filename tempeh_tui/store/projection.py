@@ -22,6 +22,7 @@ from tempeh_tui.events import (
     StepFinished,
     StepOutput,
     StepRetrying,
+    StepSpawned,
     StepStarted,
     StepStatus,
     StepStatusChanged,
@@ -167,6 +168,8 @@ def _project_one(changes: Changes, event: Event) -> None:
         unit.set("reason", event.reason)
     elif isinstance(event, StepStarted):
         _step_started(changes, event, event.step)
+    elif isinstance(event, StepSpawned):
+        _step_spawned(changes, event, event.step)
     elif isinstance(event, StepRetrying):
         unit = changes.unit(event.run_id, event.step)
         unit.set("exit_code", event.exit_code)
@@ -194,8 +197,19 @@ def _step_started(changes: Changes, event: StepStarted, name: str) -> None:
     attempt.fill("started_at", event.ts)  # a loop's later iterations stay in the same attempt
     attempt.set("iteration", event.iteration)
     attempt.set("pid", event.pid)
-    for column in ("ended_at", "exit_code", "error_class", "delay_after"):
+    for column in ("ended_at", "exit_code", "error_class", "delay_after", "pgid"):
         attempt.set(column, None)  # all a batch's earlier events may have said of this attempt
+    attempt.set("process_started", None)  # an earlier iteration's process is not this one's
+
+
+def _step_spawned(changes: Changes, event: StepSpawned, name: str) -> None:
+    """The attempt's process exists: its pid is its process group (SPEC 5.4), and its start
+    time tells it from a later process with the same pid when a resume kills leftovers."""
+    changes.unit(event.run_id, name).set("pid", event.pid)
+    attempt = changes.attempt(event.run_id, name, event.attempt)  # made by its StepStarted
+    attempt.set("pid", event.pid)
+    attempt.set("pgid", event.pid)
+    attempt.set("process_started", event.process_started)
 
 
 def _step_finished(changes: Changes, event: StepFinished, name: str) -> None:

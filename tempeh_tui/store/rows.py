@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from tempeh_tui.events import RunStatus, StepStatus
 from tempeh_tui.store.base import AttemptRecord, CachedResult, LogRecord, RunRecord, StepRecord
+from tempeh_tui.store.lease import LEASE_COLUMNS, lease_from_row
 from tempeh_tui.store.projection import dumps
 
 __all__ = [
@@ -75,7 +76,7 @@ def placeholder_run_row(run_id: str, workflow: str, ts: float) -> dict[str, Any]
     """The row of a run that events name but `create_run` never stored: its history is kept,
     but with no definition it cannot be resumed."""
     return {
-        **dict.fromkeys(RUN_COLUMNS),
+        **dict.fromkeys(RUN_COLUMNS + LEASE_COLUMNS),
         "id": run_id,
         "workflow": workflow,
         "status": RunStatus.RUNNING.value,
@@ -144,6 +145,7 @@ def run_from_row(row: Row, steps: Sequence[StepRecord] = ()) -> RunRecord:
         max_concurrency=row["max_concurrency"],
         message=row["message"],
         steps=tuple(steps),
+        lease=lease_from_row(row),
     )
 
 
@@ -161,6 +163,8 @@ def step_from_row(row: Row, attempts: Iterable[AttemptRecord] = ()) -> StepRecor
         cached=bool(row["cached"]),
         reason=row["reason"],
         attempt_history=tuple(attempts),
+        cache_key=row["cache_key"],
+        pid=row["pid"],
     )
 
 
@@ -174,6 +178,8 @@ def attempt_from_row(row: Row) -> AttemptRecord:
         delay_after=row["delay_after"],
         pid=row["pid"],
         iteration=row["iteration"],
+        pgid=row["pgid"],
+        process_started=row["process_started"],
     )
 
 

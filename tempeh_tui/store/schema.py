@@ -8,6 +8,9 @@ Columns written by later issues are here from version 1: the run's lease (`holde
 `heartbeat`: one driver per run) and each attempt's process group and its start time (`pgid`,
 `process_started`: on resume, kill what a dead engine left only if it is still that process).
 A step is *in doubt* when its unit is `running` and its last attempt has no `ended_at`.
+
+Version 2: when a lease was taken (`leased_at`), and `log_units`, where each unit's capped log
+stands (see `log_cap`); a version 1 store's lines all count as their unit's head.
 """
 
 from __future__ import annotations
@@ -98,7 +101,23 @@ CREATE TABLE events (
 ) WITHOUT ROWID;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1,)
+_V2 = """
+ALTER TABLE runs ADD COLUMN leased_at REAL;     -- when the holder took the lease
+
+CREATE TABLE log_units (                        -- the log cap: where each unit's log stands
+    run_id     TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    step       TEXT NOT NULL,
+    lines      INTEGER NOT NULL DEFAULT 0,      -- lines printed, omitted ones included
+    omitted    INTEGER NOT NULL DEFAULT 0,
+    tail       INTEGER NOT NULL DEFAULT 0,      -- tail lines stored now
+    tail_start INTEGER,                         -- seq of the first line after the head
+    PRIMARY KEY (run_id, step)
+) WITHOUT ROWID;
+INSERT INTO log_units (run_id, step, lines)
+    SELECT run_id, step, count(*) FROM logs GROUP BY run_id, step;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 """MIGRATIONS[n] takes a store from version n to n + 1. Append; never edit a released one."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,10 +1,9 @@
 """The default store: one SQLite file in WAL mode, written in batches, read by anyone.
 
 Two connections: the write side (`sqlite_writer`: plain sqlite3 on a thread of its own, one hop a
-transaction) and a read-only aiosqlite one, so readers never wait behind a flush and a flush never
-waits behind readers. Other processes (`tempeh logs --follow`, `tempeh watch`) read the same file
-while a run writes it.
-"""
+transaction; leases and `gc` in `sqlite_upkeep`) and a read-only aiosqlite one, so readers never
+wait behind a flush and a flush never waits behind readers. Other processes (`tempeh logs
+--follow`, `tempeh watch`) read the same file while a run writes it."""
 
 from __future__ import annotations
 
@@ -22,13 +21,17 @@ from tempeh_tui.events import Event
 from tempeh_tui.store.base import (
     CachedResult,
     LogRecord,
+    PruneResult,
     RunNotFound,
     RunRecord,
     StepRecord,
     StoreError,
 )
 from tempeh_tui.store.buffer import EventBuffer
+from tempeh_tui.store.lease import LeaseKeeper
+from tempeh_tui.store.log_cap import DEFAULT_LOG_CAP, LogCap
 from tempeh_tui.store.paths import prepare_store_file
+from tempeh_tui.store.pruning import check_rules
 from tempeh_tui.store.rows import (
     attempt_from_row,
     cached_from_row,
@@ -36,20 +39,34 @@ from tempeh_tui.store.rows import (
     run_from_row,
     step_from_row,
 )
+from tempeh_tui.store.sqlite_upkeep import (
+    PruneRules,
+    prune,
+    release_lease,
+    renew_lease,
+    take_lease,
+)
 from tempeh_tui.store.sqlite_writer import Writer, apply_events, insert_run
 
 __all__ = ["SqliteStore"]
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
-class SqliteStore(EventBuffer):
-    """`async with SqliteStore(path) as store:`; see `Store` for what each method promises."""
+class SqliteStore(EventBuffer, LeaseKeeper):
+    """`async with SqliteStore(path) as store:`; see `Store` for what each method promises.
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
+    `log_cap`: how many of each unit's log lines are kept (its head and tail, see `log_cap`).
+    """
+
+    def __init__(
+        self, path: str | Path, *, busy_timeout: float = 30.0, log_cap: LogCap = DEFAULT_LOG_CAP
+    ) -> None:
         super().__init__()
         self.path = Path(path)
         self.busy_timeout = busy_timeout
+        self.log_cap = log_cap
         self._writer = Writer(self.path, busy_timeout)
         self._reader: aiosqlite.Connection | None = None
         self._read_lock = anyio.Lock()  # a reader's snapshot spans several statements
@@ -99,13 +116,36 @@ class SqliteStore(EventBuffer):
     async def _write(self, batch: list[Event]) -> None:
         # Called by `flush`, which holds the write lock. Projected on the writer's thread:
         # a big batch does not hold up the event loop (and the app's screen) meanwhile.
-        await self._in_writer(apply_events, batch)
+        await self._in_writer(apply_events, (batch, self.log_cap))
 
-    async def _in_writer(self, action: Callable[[sqlite3.Connection, T], None], value: T) -> None:
+    async def _in_writer(
+        self,
+        action: Callable[[sqlite3.Connection, T], R],
+        value: T,
+        doing: str = "save the run's progress",
+    ) -> R:
         try:
-            await self._writer.run(action, value)
+            return await self._writer.run(action, value)
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: could not save the run's progress: {exc}") from exc
+            raise StoreError(f"{self.path}: could not {doing}: {exc}") from exc
+
+    # -- the lease, and removing old runs ------------------------------------------------
+
+    async def _take_lease(self, run_id: str) -> bool:
+        return await self._in_writer(take_lease, run_id, f"take the lease of run {run_id}")
+
+    async def heartbeat(self, run_id: str) -> None:
+        await self._in_writer(renew_lease, run_id, f"renew the lease of run {run_id}")
+
+    async def release_lease(self, run_id: str) -> None:
+        await self._in_writer(release_lease, run_id, f"release the lease of run {run_id}")
+
+    async def prune_runs(
+        self, *, keep: int | None = None, older_than: float | None = None, dry_run: bool = False
+    ) -> PruneResult:
+        check_rules(keep, older_than)
+        rules = PruneRules(keep, older_than, dry_run)
+        return await self._in_writer(prune, rules, "remove old runs")
 
     # -- reading -------------------------------------------------------------------------
 
@@ -186,6 +226,18 @@ class SqliteStore(EventBuffer):
         async with self._using() as db:
             rows = await db.execute_fetchall(sql, args)
         return [log_from_row(row) for row in rows]
+
+    async def last_seq(self, run_id: str) -> int:
+        async with self._using() as db, _snapshot(db):
+            found = list(await db.execute_fetchall("SELECT 1 FROM runs WHERE id = ?", (run_id,)))
+            if not found:
+                raise RunNotFound(run_id)
+            rows = await db.execute_fetchall(
+                "SELECT max((SELECT coalesce(max(seq), 0) FROM events WHERE run_id = ?),"
+                " (SELECT coalesce(max(seq), 0) FROM logs WHERE run_id = ?))",
+                (run_id, run_id),
+            )
+        return int(next(iter(rows))[0])
 
     async def find_cached(self, workflow: str, step: str, key: str) -> CachedResult | None:
         """The newest succeeded unit with this cache key, whether it ran or was a cache hit

@@ -21,6 +21,7 @@ from tempeh_tui.events import (
     StepFinished,
     StepOutput,
     StepRetrying,
+    StepSpawned,
     StepStarted,
     StepStatus,
     StepStatusChanged,
@@ -63,6 +64,12 @@ _emits: list[st.SearchStrategy[tuple[type[Event], dict[str, Any]]]] = [
         st.just(StepStarted),
         st.fixed_dictionaries(
             {"step": _unit, "attempt": _small, "iteration": _small, "pid": st.none() | _small}
+        ),
+    ),
+    st.tuples(
+        st.just(StepSpawned),
+        st.fixed_dictionaries(
+            {"step": _unit, "attempt": _small, "pid": _small, "process_started": st.floats(0, 9)}
         ),
     ),
     st.tuples(

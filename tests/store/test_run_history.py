@@ -15,6 +15,7 @@ from tempeh_tui.events import (
     StepFinished,
     StepOutput,
     StepRetrying,
+    StepSpawned,
     StepStarted,
     StepStatus,
     StepStatusChanged,
@@ -142,6 +143,48 @@ async def test_loop_iterations_stay_in_their_attempt(store: Store) -> None:
     assert (attempt.iteration, attempt.pid, attempt.started_at) == (3, 3, first.ts)
 
 
+async def test_a_spawned_process_is_recorded_with_its_group_and_start_time(store: Store) -> None:
+    bus = await start_run(store, "run-1")
+    bus.emit(StepStarted, step="deploy", attempt=1)
+    await store.flush()  # durable before the spawn, as the engine does it
+    bus.emit(StepSpawned, step="deploy", attempt=1, pid=31337, process_started=1_714_550_400.25)
+    await store.flush()
+
+    (deploy,) = (await store.get_run("run-1")).steps
+
+    assert (deploy.status, deploy.pid) == (StepStatus.RUNNING, 31337)
+    (attempt,) = deploy.attempt_history
+    assert (attempt.pid, attempt.pgid, attempt.process_started) == (31337, 31337, 1_714_550_400.25)
+    assert attempt.ended_at is None  # in doubt if the engine dies now: kill group 31337 first
+    assert attempt.to_json()["process_started"] == "2024-05-01T08:00:00.250+00:00"
+
+
+async def test_the_next_iteration_forgets_the_previous_process(store: Store) -> None:
+    bus = await start_run(store, "run-1")
+    bus.emit(StepStarted, step="smoke", attempt=1, iteration=1)
+    bus.emit(StepSpawned, step="smoke", attempt=1, pid=500, process_started=10.0)
+    await store.flush()
+    bus.emit(StepStarted, step="smoke", attempt=1, iteration=2)
+    await store.flush()
+
+    (attempt,) = (await store.get_run("run-1")).steps[0].attempt_history
+
+    assert (attempt.iteration, attempt.pgid, attempt.process_started) == (2, None, None)
+
+
+async def test_a_resumed_run_numbers_on_from_the_last_stored_event(store: Store) -> None:
+    bus = await start_run(store, "run-1")
+    assert await store.last_seq("run-1") == 0
+    bus.emit(StepStarted, step="build", attempt=1)
+    bus.emit(StepOutput, step="build", stream="stdout", line="the last thing stored")
+    await store.flush()
+    bus.emit(StepOutput, step="build", stream="stdout", line="pending: never stored")
+
+    assert await store.last_seq("run-1") == 2
+    with pytest.raises(RunNotFound):
+        await store.last_seq("nope")
+
+
 async def test_a_cached_step_is_succeeded_with_the_earlier_outputs(store: Store) -> None:
     bus = await start_run(store, "run-1")
     bus.emit(
@@ -157,7 +200,7 @@ async def test_a_cached_step_is_succeeded_with_the_earlier_outputs(store: Store)
     (build,) = (await store.get_run("run-1")).steps
 
     assert build.status is StepStatus.SUCCEEDED
-    assert build.cached
+    assert (build.cached, build.cache_key) == (True, "v1")
     assert (build.attempts, build.attempt_history, build.outputs) == (0, (), {"artifact": "a.tgz"})
 
 

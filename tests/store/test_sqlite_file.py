@@ -13,6 +13,7 @@ import pytest
 from tempeh_tui.events import RunStarted, StepFinished, StepOutput, StepStarted, StepStatus
 from tempeh_tui.store import SqliteStore, StoreError
 from tempeh_tui.store.schema import APPLICATION_ID, SCHEMA_VERSION
+from tests.store.processes import WATCHER, Client
 from tests.store.support import start_run, step_rows
 
 pytestmark = pytest.mark.anyio
@@ -154,6 +155,34 @@ async def test_a_reader_is_never_locked_out_while_a_run_writes(tmp_path: Path) -
 
         assert len(await reader.read_logs("run-1")) == 5000
     assert reads > 0
+
+
+async def test_a_watching_process_never_meets_a_locked_store_while_a_run_writes(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "tempeh.db"
+    stop = tmp_path / "stop"
+    async with SqliteStore(path) as writer:
+        bus = await start_run(writer, "run-1")
+        bus.emit(RunStarted, workflow="shop-release", units=("build",))
+        await writer.flush()
+        with Client(WATCHER, path, "run-1", stop) as watcher:
+            assert watcher.read() == "ready"
+            async with writer.lease("run-1", heartbeat_every=0.01):
+                for batch in range(100):  # 100 commits of 50 lines, as fast as they go
+                    for i in range(50):
+                        bus.emit(StepOutput, step="build", stream="stdout", line=f"{batch}.{i}")
+                    bus.emit(StepStarted, step="build", attempt=batch + 1)
+                    await writer.flush()
+                    await writer.prune_runs(keep=1)  # gc at the same time: nothing to remove
+                    await anyio.lowlevel.checkpoint()
+            stop.touch()
+            out, err = watcher.finish()
+
+    assert watcher.process.returncode == 0, err
+    reads, lines, steps = map(int, out.split())
+    assert reads > 10
+    assert (lines, steps) == (5000, 1)
 
 
 async def test_two_processes_writing_at_once_wait_for_each_other(tmp_path: Path) -> None:

@@ -1,0 +1,214 @@
+"""One driver per run (SPEC 4): who this process is, whether a lease's holder still lives, and
+the `lease()` block both stores share.
+
+A holder is a process: its pid, its host and its start time (a later process that reuses the
+pid has another start time). A holder is dead if it is on this host and its pid is gone or
+reused, or if its heartbeat is older than `LEASE_TIMEOUT`, wherever it runs. The stores decide
+and write inside one transaction (`BEGIN IMMEDIATE` for SQLite), so two processes can never
+both take a lease.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import socket
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+import anyio
+import psutil
+
+from tempeh_tui.store.base import (
+    HEARTBEAT_INTERVAL,
+    LEASE_TIMEOUT,
+    LeaseLost,
+    RunLease,
+    RunLocked,
+    StoreError,
+)
+
+__all__ = [
+    "LEASE_COLUMNS",
+    "START_TIME_TOLERANCE",
+    "LeaseKeeper",
+    "Verdict",
+    "is_alive",
+    "judge",
+    "lease_from_row",
+    "lease_values",
+    "renew",
+    "same_process",
+    "take",
+    "this_process",
+]
+
+START_TIME_TOLERANCE = 1.0
+"""Seconds two readings of one process's start time may differ by. psutil derives it from the
+boot time, which moves when the wall clock is stepped; a pid reused within a second of the
+first process's start is not a real risk, and the heartbeat timeout catches it anyway."""
+
+LEASE_COLUMNS = ("holder_pid", "holder_host", "holder_started", "leased_at", "heartbeat")
+"""The run row's lease columns, in `RunLease` order."""
+
+Verdict = Literal["free", "ours", "dead", "alive"]
+
+
+def this_process() -> tuple[int, str, float]:
+    """(pid, host, start time) of this process: the identity a lease is held by."""
+    return _identity(os.getpid())  # by pid: a forked child is another process
+
+
+@functools.cache
+def _identity(pid: int) -> tuple[int, str, float]:
+    return pid, socket.gethostname(), psutil.Process(pid).create_time()
+
+
+def same_process(pid: int, started: float | None) -> bool:
+    """Whether `pid` on this host is still the live process that started at `started`
+    (None: any start time)."""
+    try:
+        process = psutil.Process(pid)
+        with process.oneshot():
+            actual = process.create_time()
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return False  # exited; only its parent has not reaped it yet
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:
+        return True  # there, but not ours to inspect: assume it is the same
+    return started is None or abs(actual - started) <= START_TIME_TOLERANCE
+
+
+def is_alive(holder: RunLease, now: float) -> bool:
+    """A holder is alive while its heartbeat is recent and, on this host, its process lives."""
+    if now - holder.heartbeat > LEASE_TIMEOUT:
+        return False
+    if holder.host != this_process()[1]:
+        return True
+    return same_process(holder.pid, holder.process_started)
+
+
+def judge(holder: RunLease | None, now: float) -> Verdict:
+    """What a lease means to this process: free, already ours, a dead holder's, or taken."""
+    if holder is None:
+        return "free"
+    pid, host, started = this_process()
+    if (holder.pid, holder.host) == (pid, host) and (
+        abs(holder.process_started - started) <= START_TIME_TOLERANCE
+    ):
+        return "ours"
+    return "alive" if is_alive(holder, now) else "dead"
+
+
+def lease_from_row(row: Any) -> RunLease | None:
+    """The lease a run row records (`sqlite3.Row` or dict), or None if nobody holds it."""
+    if row["holder_pid"] is None:
+        return None
+    return RunLease(
+        pid=row["holder_pid"],
+        host=row["holder_host"] or "",
+        process_started=row["holder_started"] or 0.0,
+        since=row["leased_at"] or row["heartbeat"] or 0.0,
+        heartbeat=row["heartbeat"] or 0.0,
+    )
+
+
+def new_lease(now: float) -> RunLease:
+    pid, host, started = this_process()
+    return RunLease(pid=pid, host=host, process_started=started, since=now, heartbeat=now)
+
+
+def take(run_id: str, holder: RunLease | None, now: float) -> tuple[RunLease, bool]:
+    """The lease this process holds after acquiring, and whether it is new: the same one
+    renewed if this process held it already, a new one if it was free or its holder dead.
+    Raises RunLocked."""
+    verdict = judge(holder, now)
+    if verdict == "alive":
+        assert holder is not None
+        raise RunLocked(run_id, holder, now)
+    if verdict == "ours":
+        assert holder is not None
+        return RunLease(holder.pid, holder.host, holder.process_started, holder.since, now), False
+    return new_lease(now), True
+
+
+def renew(run_id: str, holder: RunLease | None, now: float) -> RunLease:
+    """The renewed lease, if this process still holds it. Raises LeaseLost."""
+    if judge(holder, now) != "ours":
+        raise LeaseLost(run_id, holder)
+    assert holder is not None
+    return RunLease(holder.pid, holder.host, holder.process_started, holder.since, now)
+
+
+def lease_values(lease: RunLease | None) -> tuple[Any, ...]:
+    """A lease as the values of `LEASE_COLUMNS` (all None: nobody holds the run)."""
+    if lease is None:
+        return (None,) * len(LEASE_COLUMNS)
+    return (lease.pid, lease.host, lease.process_started, lease.since, lease.heartbeat)
+
+
+class LeaseKeeper(ABC):
+    """The `lease()` block, over a store's `_take_lease`, `heartbeat` and `release_lease`."""
+
+    @abstractmethod
+    async def _take_lease(self, run_id: str) -> bool:
+        """Acquire; True if this process did not hold the lease before."""
+
+    async def acquire_lease(self, run_id: str) -> None:
+        await self._take_lease(run_id)
+
+    @abstractmethod
+    async def heartbeat(self, run_id: str) -> None: ...
+
+    @abstractmethod
+    async def release_lease(self, run_id: str) -> None: ...
+
+    @asynccontextmanager
+    async def lease(
+        self, run_id: str, *, heartbeat_every: float = HEARTBEAT_INTERVAL
+    ) -> AsyncIterator[None]:
+        if not math.isfinite(heartbeat_every) or not 0 < heartbeat_every < LEASE_TIMEOUT:
+            raise ValueError(
+                f"heartbeat_every must be between 0 and {LEASE_TIMEOUT:g} s, not {heartbeat_every}"
+            )
+        taken = await self._take_lease(run_id)
+        lost: list[LeaseLost] = []
+        error: BaseException | None = None
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._beat, run_id, heartbeat_every, lost, group.cancel_scope)
+                try:
+                    yield
+                except BaseException as exc:  # raised again below, as itself
+                    error = exc
+                finally:
+                    group.cancel_scope.cancel()
+        finally:
+            if taken and not lost:
+                with anyio.CancelScope(shield=True):
+                    await self.release_lease(run_id)
+        if lost:
+            raise lost[0]
+        if error is not None:
+            raise error
+
+    async def _beat(
+        self, run_id: str, every: float, lost: list[LeaseLost], scope: anyio.CancelScope
+    ) -> None:
+        while True:
+            await anyio.sleep(every)
+            try:
+                await self.heartbeat(run_id)
+            except LeaseLost as exc:
+                lost.append(exc)
+                scope.cancel()
+                return
+            except StoreError:
+                # A busy or briefly unwritable store: try again at the next beat. If it stays
+                # so past LEASE_TIMEOUT another process may take over, and the beat after
+                # that says so (LeaseLost).
+                continue
