@@ -10,12 +10,7 @@ import sys
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
-from typing import IO, Protocol
-
-from rich.console import Console, Group, RenderableType
-from rich.live import Live
-from rich.table import Table
-from rich.text import Text
+from typing import IO, TYPE_CHECKING, Protocol
 
 from tempeh_tui.definition.types import format_elapsed
 from tempeh_tui.events import (
@@ -30,6 +25,9 @@ from tempeh_tui.events import (
     StepStatus,
     StepStatusChanged,
 )
+
+if TYPE_CHECKING:  # rich is imported by the live view only: plain and JSON runs start faster
+    from rich.console import Console, RenderableType
 
 __all__ = ["HeadlessView", "JsonLinesView", "LiveView", "PlainView", "choose_view"]
 
@@ -154,6 +152,9 @@ class LiveView:
     """A Rich live view on a terminal: a header with counts, the active and latest units."""
 
     def __init__(self, console: Console | None = None, *, rows: int = 20) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
         self._console = console or Console()
         self._rows: dict[str, _UnitRow] = {}
         self._recent: deque[str] = deque(maxlen=rows)
@@ -209,6 +210,10 @@ class LiveView:
         self._recent.append(name)
 
     def _render(self) -> RenderableType:
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
         counts = Counter(row.status for row in self._rows.values())
         now = self._finished.ts if self._finished else time.time()
         header = Text.assemble(
@@ -247,5 +252,7 @@ def choose_view(*, json_lines: bool, out: IO[str] | None = None) -> HeadlessView
     if json_lines:
         return JsonLinesView(stream)
     if stream.isatty():
+        from rich.console import Console
+
         return LiveView(Console(file=stream))
     return PlainView(stream)

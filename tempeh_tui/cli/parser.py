@@ -105,6 +105,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON event per line")
     p.set_defaults(handler=_handler("tempeh_tui.cli.run", "run"))
 
+    p = sub.add_parser(
+        "resume",
+        parents=[common],
+        help="continue a run from its last checkpoint",
+        description="Continue a run with the definition and params stored with it. Before "
+        "acting, lists per step: reuse, re-run or in doubt, and why.",
+    )
+    p.add_argument("run", metavar="RUN", help="a run id (or a unique prefix)")
+    p.add_argument("--headless", action="store_true", help="no application (the default for now)")
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help="re-run in-doubt steps that are not idempotent; approve every approval gate",
+    )
+    p.add_argument("--max-concurrency", type=_positive, metavar="N", help="steps at once")
+    p.add_argument(
+        "--approve", action="append", default=[], metavar="STEP", help="approve this gate"
+    )
+    p.add_argument("--json", action="store_true", help="one JSON event per line")
+    p.set_defaults(handler=_handler("tempeh_tui.cli.run", "resume"))
+
     p = sub.add_parser("graph", parents=[common], help="print the dependency graph")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--format", choices=["mermaid", "dot", "text"], default="text")
@@ -145,4 +166,29 @@ def build_parser() -> argparse.ArgumentParser:
         "-f", "--follow", action="store_true", help="keep printing new lines until the run ends"
     )
     p.set_defaults(handler=_handler("tempeh_tui.cli.history", "logs"))
+
+    p = sub.add_parser(
+        "gc",
+        parents=[common],
+        help="remove old runs with their logs",
+        description="Remove old runs with their steps, attempts, logs and events. A run goes if "
+        "nothing happened in it for --older-than and it is not among the newest --keep runs of "
+        "its workflow (given both, a run must meet both; given neither: --older-than 30d). A run "
+        "that a live process drives (running or paused, its lease held) is never removed.",
+    )
+    p.add_argument(
+        "--keep",
+        type=int,
+        metavar="N",
+        help="keep the newest N runs of each workflow (counted per workflow name)",
+    )
+    p.add_argument(
+        "--older-than",
+        metavar="AGE",
+        help="remove runs idle for longer than AGE, e.g. 30d, 12h, 90m (default: 30d when "
+        "--keep is not given)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+    p.add_argument("--json", action="store_true", help="print what was removed as JSON")
+    p.set_defaults(handler=_handler("tempeh_tui.cli.history", "gc"))
     return parser

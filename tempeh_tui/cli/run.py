@@ -1,58 +1,86 @@
-"""`tempeh run`: execute a workflow with the default store and a headless view.
+"""`tempeh run` and `tempeh resume`: drive a run with the default store and a headless view.
 
 The first SIGINT/SIGTERM stops starting steps, terminates the running ones (their whole process
-groups), records the run as `interrupted` and exits 130; a second one exits at once.
+groups), records the run as `interrupted` and exits 130; a second one kills them and exits at
+once.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
 
-from tempeh_tui.cli.headless import choose_view
+from tempeh_tui.cli.headless import HeadlessView, choose_view
 from tempeh_tui.definition import load_workflow
-from tempeh_tui.definition.params import parse_param_assignments
+from tempeh_tui.definition.params import parse_param_assignments, resolve_params
 from tempeh_tui.engine.engine import WorkflowEngine
+from tempeh_tui.engine.results import RunResult
+from tempeh_tui.engine.resume import ResumePlan
 from tempeh_tui.store import open_store
 
-__all__ = ["run"]
+__all__ = ["resume", "run"]
 
 EXIT_INTERRUPTED = 130
+Start = Callable[[WorkflowEngine], Awaitable[RunResult]]
 
 
 def run(args: argparse.Namespace) -> int:
     workflow = load_workflow(Path(args.file))
     params = parse_param_assignments(args.params)
-    code: int = anyio.run(_run, args, workflow, params)
+    resolve_params(workflow, params)  # refuse bad params before anything opens
+
+    def start(engine: WorkflowEngine) -> Awaitable[RunResult]:
+        return engine.execute_workflow(
+            workflow,
+            params=params,
+            max_concurrency=args.max_concurrency,
+            on_failure=args.on_failure,
+            approve=args.approve,
+            approve_all=args.yes,
+        )
+
+    return _drive(args, start)
+
+
+def resume(args: argparse.Namespace) -> int:
+    view_json = bool(args.json)
+
+    def start(engine: WorkflowEngine) -> Awaitable[RunResult]:
+        return engine.resume(
+            args.run,
+            confirm_in_doubt=args.yes,
+            max_concurrency=args.max_concurrency,
+            approve=args.approve,
+            approve_all=args.yes,
+            explain=lambda plan: _explain(plan, as_json=view_json),
+        )
+
+    return _drive(args, start)
+
+
+def _drive(args: argparse.Namespace, start: Start) -> int:
+    code: int = anyio.run(_run, args, start)
     return code
 
 
-async def _run(args: argparse.Namespace, workflow: object, params: dict[str, str]) -> int:
-    from tempeh_tui.definition.models import Workflow
-
-    assert isinstance(workflow, Workflow)
+async def _run(args: argparse.Namespace, start: Start) -> int:
     store = open_store(args.db)
     await store.open()
     engine = WorkflowEngine(store=store)
-    view = choose_view(json_lines=args.json)
+    view: HeadlessView = choose_view(json_lines=args.json)
     engine.subscribe(view.handle)
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_watch_signals, engine)
             tg.start_soon(_tick, view.tick)
-            result = await engine.execute_workflow(
-                workflow,
-                params=params,
-                max_concurrency=args.max_concurrency,
-                on_failure=args.on_failure,
-                approve=args.approve,
-                approve_all=args.yes,
-            )
+            result = await start(engine)
             tg.cancel_scope.cancel()
     finally:
         view.close()
@@ -60,8 +88,31 @@ async def _run(args: argparse.Namespace, workflow: object, params: dict[str, str
     return result.exit_code
 
 
-async def _tick(tick: object) -> None:
-    assert callable(tick)
+def _explain(plan: ResumePlan, *, as_json: bool) -> None:
+    """Before a resume acts: per unit, reuse / re-run / in doubt, and why (SPEC 4)."""
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "type": "resume_plan",
+                    "run_id": plan.run.id,
+                    "units": [
+                        {"name": d.name, "decision": d.action, "why": d.why} for d in plan.decisions
+                    ],
+                }
+            ),
+            flush=True,
+        )
+        return
+    width = max((len(d.name) for d in plan.decisions), default=4)
+    print(f"resuming run {plan.run.id} ({plan.workflow.name}, was {plan.run.status.value}):")
+    for decision in plan.decisions:
+        print(f"  {decision.name:<{width}}  {decision.action:<12}  {decision.why}")
+    counts = ", ".join(f"{n} {action}" for action, n in plan.counts().items())
+    print(f"  ({counts})", flush=True)
+
+
+async def _tick(tick: Callable[[], None]) -> None:
     while True:
         await anyio.sleep(0.25)
         tick()
@@ -82,5 +133,8 @@ async def _watch_signals(engine: WorkflowEngine) -> None:
                 engine.interrupt(f"interrupted by {name}")
             else:
                 engine.kill_now()
-                print("tempeh: killed; the run stays marked running until resumed", file=sys.stderr)
+                print(
+                    "tempeh: killed; `tempeh resume` picks the run up from its last checkpoint",
+                    file=sys.stderr,
+                )
                 os._exit(EXIT_INTERRUPTED)

@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from random import Random
 from typing import Any
@@ -31,6 +32,13 @@ from tempeh_tui.engine.host_load import HostLoad, PsutilHostLoad
 from tempeh_tui.engine.recovery import ErrorRecovery, Sleep
 from tempeh_tui.engine.rendering import RunScope
 from tempeh_tui.engine.results import RunResult, UnitResult
+from tempeh_tui.engine.resume import (
+    InDoubt,
+    ResumePlan,
+    kill_leftovers,
+    plan_resume,
+    stored_workflow,
+)
 from tempeh_tui.engine.scheduler import Scheduler, StopReason
 from tempeh_tui.engine.secrets import Masker, collect_secrets
 from tempeh_tui.engine.unit_runner import Approvals, RunServices
@@ -141,75 +149,132 @@ class WorkflowEngine:
         """Run `workflow` (a Workflow, a dict such as the seed's example, or a path)."""
         wf = load_workflow(workflow)
         values = resolve_params(wf, params or {})
-        policy = OnFailure(on_failure) if on_failure is not None else wf.on_failure
-        if auto_rollback:
-            policy = OnFailure.ROLLBACK
+        run = _RunSetup(
+            workflow=wf,
+            params=values,
+            run_id=run_id or new_run_id(),
+            policy=_policy(wf, on_failure, auto_rollback),
+            max_concurrency=max_concurrency or wf.max_concurrency,
+            approvals=Approvals(approve_all, frozenset(approve)),
+        )
+        async with AsyncExitStack() as stack:
+            store = await self._open_store(stack) if enable_checkpointing else None
+            if store is not None:
+                await store.create_run(_run_record(run.run_id, wf, values))
+                await stack.enter_async_context(store.lease(run.run_id))
+            return await self._drive(run, store, stack)
+
+    async def resume(
+        self,
+        run_id: str,
+        *,
+        confirm_in_doubt: bool = False,
+        max_concurrency: int | None = None,
+        on_failure: OnFailure | str | None = None,
+        approve: Iterable[str] = (),
+        approve_all: bool = False,
+        explain: Callable[[ResumePlan], None] | None = None,
+    ) -> RunResult:
+        """Continue a run from its last checkpoint, with the definition stored with it (SPEC 4).
+
+        Succeeded units are reused; failed, cancelled and unstarted ones run; a unit that was
+        running when its engine died is in doubt: its `check` probe decides, else it runs
+        again, unless it is not idempotent and `confirm_in_doubt` is false (InDoubt is raised
+        before anything happens). `explain` receives the decisions before anything acts.
+        """
+        async with AsyncExitStack() as stack:
+            store = await self._open_store(stack)
+            record = await store.get_run(run_id)
+            workflow = stored_workflow(record)
+            plan = plan_resume(record, workflow)
+            if explain is not None:
+                explain(plan)
+            unconfirmed = plan.needing_confirmation()
+            if unconfirmed and not confirm_in_doubt:
+                raise InDoubt(record.id, unconfirmed)
+            await stack.enter_async_context(store.lease(record.id))
+            await kill_leftovers(record, self._grace)
+            run = _RunSetup(
+                workflow=workflow,
+                params=dict(record.params),
+                run_id=record.id,
+                policy=_policy(workflow, on_failure, False),
+                max_concurrency=max_concurrency or record.max_concurrency or 4,
+                approvals=Approvals(approve_all, frozenset(approve)),
+                reused=plan.reused(),
+                attempts_before={s.name: s.attempts for s in record.steps},
+                probe=plan.probes(),
+                resumed=True,
+                first_seq=await store.last_seq(record.id),
+            )
+            return await self._drive(run, store, stack)
+
+    async def _drive(self, run: _RunSetup, store: Store | None, stack: AsyncExitStack) -> RunResult:
+        wf = run.workflow
         environ = dict(os.environ if self._environ is None else self._environ)
         secret_names = [*wf.secrets, *(n for s in wf.steps for n in s.secrets)]
         secret_values = collect_secrets(secret_names, environ)
-        run_id = run_id or new_run_id()
         graph = build_graph(wf)
-        async with AsyncExitStack() as stack:
-            store = await self._open_store(stack) if enable_checkpointing else None
-            bus = EventBus(run_id)
-            for subscriber in self._subscribers:
-                bus.subscribe(subscriber)
-            if store is not None:
-                bus.subscribe(store.record)
-                await store.create_run(_run_record(run_id, wf, values))
-            tmpdir = tempfile.mkdtemp(prefix=f"tempeh-{run_id}-")
-            stack.callback(shutil.rmtree, tmpdir, ignore_errors=True)
-            results: dict[str, UnitResult] = {}
-            scope = RunScope(wf, graph, run_id, values, results, environ, secret_values)
-            masker = Masker(secret_values.values())
-            services = RunServices(
-                executor=self._executor or _local_executor(),
-                bus=bus,
-                recovery=ErrorRecovery(wf.errors, sleep=self._sleep, rng=self._rng),
-                scope=scope,
-                masker=masker,
-                workdir=_workdir(wf),
-                tmpdir=tmpdir,
-                store=store,
-                grace=self._grace,
-                approvals=Approvals(approve_all, frozenset(approve)),
-            )
-            limit = max_concurrency or wf.max_concurrency
-            scheduler = Scheduler(
-                services,
-                graph,
-                max_concurrency=limit,
-                on_failure=policy,
-                resource_limits=wf.resource_limits,
-                host_load=self._host_load or _default_load(wf),
-                on_message=lambda text: _note(bus, text),
-            )
-            scheduler.results = results
-            started = time.time()
-            bus.emit(
-                RunStarted,
-                workflow=wf.name,
-                params=values,
-                units=tuple(graph.units),
-                max_concurrency=limit,
-            )
-            self._scheduler = scheduler
-            try:
-                if store is None:
-                    await scheduler.run()
-                else:
-                    async with store.autoflush():  # a moment's writes, one transaction
-                        await scheduler.run()
-            finally:
-                self._scheduler = None
-            status, message = _run_status(results, scheduler.stopped)
-            counts: dict[str, int] = {}
-            for result in results.values():
-                counts[result.status.value] = counts.get(result.status.value, 0) + 1
-            bus.emit(RunFinished, status=status, message=message, counts=counts)
-            if store is not None:
-                await store.flush()
-            return RunResult(run_id, wf.name, status, dict(results), message, started, time.time())
+        bus = EventBus(run.run_id, first_seq=run.first_seq)
+        for subscriber in self._subscribers:
+            bus.subscribe(subscriber)
+        if store is not None:
+            bus.subscribe(store.record)
+        tmpdir = tempfile.mkdtemp(prefix=f"tempeh-{run.run_id}-")
+        stack.callback(shutil.rmtree, tmpdir, ignore_errors=True)
+        results: dict[str, UnitResult] = {}
+        scope = RunScope(wf, graph, run.run_id, run.params, results, environ, secret_values)
+        services = RunServices(
+            executor=self._executor or _local_executor(),
+            bus=bus,
+            recovery=ErrorRecovery(wf.errors, sleep=self._sleep, rng=self._rng),
+            scope=scope,
+            masker=Masker(secret_values.values()),
+            workdir=_workdir(wf),
+            tmpdir=tmpdir,
+            store=store,
+            grace=self._grace,
+            approvals=run.approvals,
+            before_spawn=store.flush if store is not None else None,
+            attempts_before=run.attempts_before,
+            probe=run.probe,
+        )
+        scheduler = Scheduler(
+            services,
+            graph,
+            max_concurrency=run.max_concurrency,
+            on_failure=run.policy,
+            resource_limits=wf.resource_limits,
+            host_load=self._host_load or _default_load(wf),
+            on_message=lambda text: _note(bus, text),
+        )
+        scheduler.results = results
+        started = time.time()
+        bus.emit(
+            RunStarted,
+            workflow=wf.name,
+            params=run.params,
+            units=tuple(graph.units),
+            max_concurrency=run.max_concurrency,
+            resumed=run.resumed,
+        )
+        self._scheduler = scheduler
+        try:
+            if store is None:
+                await scheduler.run(run.reused)
+            else:
+                async with store.autoflush():  # a moment's writes, one transaction
+                    await scheduler.run(run.reused)
+        finally:
+            self._scheduler = None
+        status, message = _run_status(results, scheduler.stopped)
+        counts: dict[str, int] = {}
+        for result in results.values():
+            counts[result.status.value] = counts.get(result.status.value, 0) + 1
+        bus.emit(RunFinished, status=status, message=message, counts=counts)
+        if store is not None:
+            await store.flush()
+        return RunResult(run.run_id, wf.name, status, dict(results), message, started, time.time())
 
     async def _open_store(self, stack: AsyncExitStack) -> Store:
         if self._store is not None:
@@ -220,6 +285,29 @@ class WorkflowEngine:
         await store.open()
         stack.push_async_callback(store.close)
         return store
+
+
+@dataclass(frozen=True)
+class _RunSetup:
+    """What a run (new or resumed) is about to do."""
+
+    workflow: Workflow
+    params: dict[str, Any]
+    run_id: str
+    policy: OnFailure
+    max_concurrency: int
+    approvals: Approvals
+    reused: dict[str, UnitResult] = field(default_factory=dict)
+    attempts_before: dict[str, int] = field(default_factory=dict)
+    probe: frozenset[str] = frozenset()
+    resumed: bool = False
+    first_seq: int = 0
+
+
+def _policy(wf: Workflow, on_failure: OnFailure | str | None, auto_rollback: bool) -> OnFailure:
+    if auto_rollback:
+        return OnFailure.ROLLBACK
+    return OnFailure(on_failure) if on_failure is not None else wf.on_failure
 
 
 def _note(bus: EventBus, text: str) -> None:

@@ -40,6 +40,7 @@ import anyio.lowlevel
 
 from tempeh_tui.engine.executor import ExecResult, ExecutionObserver, PythonRequest, ShellRequest
 from tempeh_tui.engine.outputs import OutputFileError, is_output_key, parse_outputs
+from tempeh_tui.engine.process_groups import finish_group, signal_group
 
 __all__ = ["MAX_LINE_BYTES", "MAX_OUTPUT_FILE_BYTES", "LocalExecutor"]
 
@@ -53,7 +54,6 @@ _MAX_PENDING_CHARS = 1024 * 1024  # output waiting for the loop before the reade
 _BACKPRESSURE_SECONDS = 0.005  # how often a paused reader looks again
 _FINAL_DRAIN_BYTES = 1024 * 1024  # read at most this much once the main process has exited
 _ANNOUNCE_SECONDS = 0.02  # the longest a pid waits for a delivery to travel with
-_GROUP_POLL_SECONDS = 0.02  # how often a stopped group is checked for survivors
 _THREAD_IDLE_SECONDS = 10.0  # an idle worker thread exits after this long
 _POLLIN = select.POLLIN
 
@@ -532,7 +532,7 @@ class _ShellRun:
             return self._supervise(process, out_read, err_read, started)
         except BaseException:  # a bug of ours: leave no process behind
             if process.returncode is None:
-                _signal_group(process.pid, signal.SIGKILL)
+                signal_group(process.pid, signal.SIGKILL)
                 process.wait()
             raise
         finally:
@@ -565,10 +565,10 @@ class _ShellRun:
                 if not stopping and (self._stop or now >= deadline):
                     timed_out = not self._stop
                     stopping, kill_at = True, now + request.grace
-                    _signal_group(pid, signal.SIGTERM)
+                    signal_group(pid, signal.SIGTERM)
                 elif now >= kill_at:
                     kill_at = math.inf
-                    _signal_group(pid, signal.SIGKILL)
+                    signal_group(pid, signal.SIGKILL)
                 if now >= announce_at:
                     announce_at = math.inf
                     self._mailbox.schedule()
@@ -594,7 +594,7 @@ class _ShellRun:
         ended = time.monotonic()
         exit_code, signum = (returncode, None) if returncode >= 0 else (None, -returncode)
         if stopping:
-            _finish_group(pid, kill_at if kill_at != math.inf else time.monotonic())
+            finish_group(pid, kill_at if kill_at != math.inf else time.monotonic())
             return ExecResult(
                 exit_code=exit_code,
                 signal=signum,
@@ -650,47 +650,6 @@ def _drain(poller: select.poll, streams: dict[int, tuple[str, _LineSplitter]]) -
     for stream, splitter in streams.values():
         lines.extend((stream, line) for line in splitter.flush())
     return lines
-
-
-def _signal_group(pgid: int, signum: int) -> None:
-    # The group may be gone already; a member running as another user cannot be signalled.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signum)
-
-
-def _finish_group(pgid: int, kill_at: float) -> None:
-    """After SIGTERM: wait until no member of the group is alive or the grace period is over,
-    then SIGKILL whatever is left, so no descendant outlives a stopped step."""
-    while _group_alive(pgid):
-        if time.monotonic() >= kill_at:
-            _signal_group(pgid, signal.SIGKILL)
-            return
-        time.sleep(_GROUP_POLL_SECONDS)
-
-
-def _group_alive(pgid: int) -> bool:
-    """Whether a process of the group is alive. `killpg(pgid, 0)` also counts zombies, which
-    stay forever on hosts whose init does not reap orphans, so /proc settles it."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with os.scandir("/proc") as entries:
-        for entry in entries:
-            if entry.name.isdigit() and _live_member(entry.name, pgid):
-                return True
-    return False
-
-
-def _live_member(pid: str, pgid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            state, _, group = stat.read().rpartition(b")")[2].split()[:3]
-    except (OSError, ValueError):
-        return False  # exited meanwhile
-    return int(group) == pgid and state not in (b"Z", b"X")
 
 
 def _read_outputs(path: str) -> dict[str, str]:

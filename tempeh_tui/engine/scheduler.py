@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import anyio
@@ -84,14 +84,17 @@ class Scheduler:
 
     # --- public controls -----------------------------------------------------------------
 
-    async def run(self) -> dict[str, UnitResult]:
+    async def run(self, reused: Mapping[str, UnitResult] | None = None) -> dict[str, UnitResult]:
+        """Drive every unit to its end; `reused` units (a resume) count as ended already."""
         async with anyio.create_task_group() as tg:
             self._tg = tg
             if self._watches_load():
                 self._sample_load()  # before anything starts
                 tg.start_soon(self._watch_load)
-            roots = [n for n, count in self._remaining.items() if count == 0]
-            self._ready_all(roots)
+            ready = [n for n, count in self._remaining.items() if count == 0]
+            for name, result in (reused or {}).items():
+                ready.extend(self._record(name, result))
+            self._ready_all([n for n in dict.fromkeys(ready) if n not in self.results])
             self._dispatch()
             if len(self.results) == len(self.graph.units):
                 self._finished.set()

@@ -26,7 +26,14 @@ from tempeh_tui.engine.recovery import Classification, ErrorRecovery
 from tempeh_tui.engine.rendering import RunScope, render_shell
 from tempeh_tui.engine.results import UnitResult
 from tempeh_tui.engine.secrets import Masker
-from tempeh_tui.events import EventBus, StepOutput, StepRetrying, StepStarted, StepStatus
+from tempeh_tui.events import (
+    EventBus,
+    StepOutput,
+    StepRetrying,
+    StepSpawned,
+    StepStarted,
+    StepStatus,
+)
 from tempeh_tui.graph.build import Unit
 from tempeh_tui.store.base import Store
 
@@ -63,6 +70,10 @@ class RunServices:
     approvals: Approvals = field(default_factory=Approvals)
     before_spawn: Callable[[], Awaitable[None]] | None = None
     """A checkpoint barrier: awaited before each process starts."""
+    attempts_before: Mapping[str, int] = field(default_factory=dict)
+    """Attempts each unit made before a resume: numbering goes on from there."""
+    probe: frozenset[str] = frozenset()
+    """Units in doubt after a crash whose `check` probe runs first (exit 0: already done)."""
     process_groups: set[int] = field(default_factory=set)
     """Process groups of the attempts running now (for killing at once on a second SIGINT)."""
 
@@ -89,6 +100,13 @@ class _Observer:
     def spawned(self, pid: int) -> None:
         self.pid = pid
         self._groups.add(pid)
+        self._bus.emit(
+            StepSpawned,
+            step=self._unit,
+            attempt=self._attempt,
+            pid=pid,
+            process_started=_process_started(pid),
+        )
 
     def done(self) -> None:
         if self.pid is not None:
@@ -109,7 +127,7 @@ class UnitRunner:
         self.s = services
         self.unit = unit
         self.step = unit.step
-        self.attempts = 0
+        self.attempts = services.attempts_before.get(unit.name, 0)
         self.started_at: float | None = None
 
     async def run(self) -> UnitResult:
@@ -126,6 +144,10 @@ class UnitRunner:
                 return denied
             if self.step.run is None:
                 return self._result(StepStatus.SUCCEEDED, reason="approved")
+        if self.unit.name in self.s.probe:
+            done = await self._probe()
+            if done is not None:
+                return done
         outputs: dict[str, str] = {}
         iterations = self.step.max_iterations if self.step.until is not None else 1
         assert iterations is not None
@@ -229,6 +251,8 @@ class UnitRunner:
                 log=lambda line: observer.output("stdout", str(line)),
             )
             request = PythonRequest(self.step.python, context, self.step.timeout, (self.s.workdir,))
+            if self.s.before_spawn is not None:
+                await self.s.before_spawn()  # the start is durable before user code acts
             return await self.s.executor.call_python(request, observer)
         assert self.step.run is not None
         return await self._shell(self.step.run, attempt, iteration, scope, observer)
@@ -270,6 +294,35 @@ class UnitRunner:
             output_file=output_file,
         )
         return await self.s.executor.run_shell(request, observer)
+
+    async def _probe(self) -> UnitResult | None:
+        """In doubt after a crash: the `check` probe says whether the effect is in place."""
+        assert self.step.check is not None
+        self._note("in doubt after a crash: asking the check probe")
+        observer = _Observer(
+            self.s.bus,
+            self.unit.name,
+            max(self.attempts, 1),
+            self.s.masker,
+            self.s.process_groups,
+        )
+        try:
+            result = await self._shell(
+                self.step.check,
+                max(self.attempts, 1),
+                1,
+                self._scope({}, 1),
+                observer,
+                announce=False,
+            )
+        finally:
+            observer.done()
+        if result.ok:
+            return self._result(
+                StepStatus.SUCCEEDED, reason="in doubt; the check probe says its effect is in place"
+            )
+        self._note(f"the check probe says no ({_describe(result)}); running the step again")
+        return None
 
     async def _verify(
         self, attempt: int, iteration: int, outputs: dict[str, str], observer: _Observer
@@ -381,6 +434,16 @@ class UnitRunner:
             ended_at=time.time(),
             **fields,
         )
+
+
+def _process_started(pid: int) -> float | None:
+    """When the OS says `pid` started: with the pid, it names the process across a pid reuse."""
+    import psutil
+
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return None  # already gone
 
 
 def _describe(result: ExecResult) -> str:

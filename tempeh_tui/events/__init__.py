@@ -10,6 +10,7 @@ from tempeh_tui.events.types import RunStarted as RunStarted
 from tempeh_tui.events.types import StepFinished as StepFinished
 from tempeh_tui.events.types import StepOutput as StepOutput
 from tempeh_tui.events.types import StepRetrying as StepRetrying
+from tempeh_tui.events.types import StepSpawned as StepSpawned
 from tempeh_tui.events.types import StepStarted as StepStarted
 from tempeh_tui.events.types import StepStatusChanged as StepStatusChanged
 
@@ -23,6 +24,7 @@ __all__ = [
     "StepFinished",
     "StepOutput",
     "StepRetrying",
+    "StepSpawned",
     "StepStarted",
     "StepStatus",
     "StepStatusChanged",

@@ -23,6 +23,7 @@ __all__ = [
     "StepFinished",
     "StepOutput",
     "StepRetrying",
+    "StepSpawned",
     "StepStarted",
     "StepStatusChanged",
     "iso_time",
@@ -98,6 +99,20 @@ class StepStarted(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StepSpawned(Event):
+    """An attempt's process started: its pid is its process group id (SPEC 5.4).
+
+    `process_started` (seconds since the epoch, as the OS reports it) tells a live process
+    from a later one that reuses the pid, when a resumed run kills what a dead engine left.
+    """
+
+    type: ClassVar[str] = "step_spawned"
+    attempt: int
+    pid: int
+    process_started: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StepOutput(Event):
     """One line a step printed (secrets already masked)."""
 
@@ -150,6 +165,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RunFinished,
         StepStatusChanged,
         StepStarted,
+        StepSpawned,
         StepOutput,
         StepRetrying,
         StepFinished,

@@ -116,7 +116,9 @@ def test_a_bad_param_is_refused_before_anything_runs(tmp_path: Path) -> None:
     assert not (tmp_path / "ran").exists()
 
 
-def test_sigint_stops_the_run_kills_its_processes_and_exits_130(tmp_path: Path) -> None:
+def test_sigint_stops_the_run_kills_its_processes_exits_130_and_resume_completes_it(
+    tmp_path: Path,
+) -> None:
     db = tmp_path / "t.db"
     pids = tmp_path / "pids"
     flow = write(
@@ -126,6 +128,7 @@ def test_sigint_stops_the_run_kills_its_processes_and_exits_130(tmp_path: Path) 
         steps:
           - name: sleeper
             run: |
+              test -f {pids} && exit 0  # the second time round, finish at once
               sleep 300 & echo $! >> {pids}
               sleep 300 & echo $! >> {pids}
               wait
@@ -150,6 +153,13 @@ def test_sigint_stops_the_run_kills_its_processes_and_exits_130(tmp_path: Path) 
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
     runs = json.loads(tempeh("runs", "--json", db=db).stdout)
     assert runs[0]["status"] == "interrupted"
+
+    resumed = tempeh("resume", runs[0]["id"], db=db)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "sleeper" in resumed.stdout
+    assert "re-run" in resumed.stdout  # the explanation comes first
+    shown = json.loads(tempeh("show", runs[0]["id"], "--json", db=db).stdout)
+    assert shown["status"] == "succeeded"
 
 
 def test_every_sample_workflow_runs_headless(tmp_path: Path) -> None:

@@ -1,0 +1,176 @@
+"""Resuming a run: what to reuse, what to run again, what is in doubt, and why (SPEC 4).
+
+Before a resumed run acts, processes that its dead engine left behind are killed: those whose
+recorded process group and start time still match, and any process that carries the run's id
+in its environment (which covers one spawned after the last checkpoint).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+import anyio
+
+from tempeh_tui.definition.models import Workflow
+from tempeh_tui.engine.process_groups import terminate_groups
+from tempeh_tui.engine.results import UnitResult
+from tempeh_tui.errors import TempehError
+from tempeh_tui.events import RunStatus, StepStatus
+from tempeh_tui.graph.build import build_graph
+from tempeh_tui.store import same_process
+from tempeh_tui.store.base import RunRecord, StepRecord, StoreError
+
+__all__ = [
+    "InDoubt",
+    "ResumePlan",
+    "UnitDecision",
+    "kill_leftovers",
+    "plan_resume",
+    "stored_workflow",
+]
+
+Action = Literal["reuse", "re-run", "in doubt", "decide again"]
+
+
+class InDoubt(TempehError):
+    """Steps that may have half-run and must not run twice without an operator's yes."""
+
+    def __init__(self, run_id: str, steps: list[str]) -> None:
+        self.run_id = run_id
+        self.steps = steps
+        super().__init__(
+            f"run {run_id}: {', '.join(steps)} may have run already and "
+            f"{'is' if len(steps) == 1 else 'are'} not idempotent; resume with --yes to run "
+            f"{'it' if len(steps) == 1 else 'them'} again"
+        )
+
+
+@dataclass(frozen=True)
+class UnitDecision:
+    name: str
+    action: Action
+    why: str
+    record: StepRecord | None = None
+    probe: bool = False
+    """In doubt, with a `check` probe to ask whether its effect is in place."""
+    confirm: bool = False
+    """In doubt, not idempotent, no probe: runs again only with the operator's yes."""
+
+
+@dataclass(frozen=True)
+class ResumePlan:
+    run: RunRecord
+    workflow: Workflow
+    decisions: list[UnitDecision]
+
+    def reused(self) -> dict[str, UnitResult]:
+        return {
+            d.name: _as_result(d.record) for d in self.decisions if d.action == "reuse" and d.record
+        }
+
+    def probes(self) -> frozenset[str]:
+        return frozenset(d.name for d in self.decisions if d.probe)
+
+    def needing_confirmation(self) -> list[str]:
+        return [d.name for d in self.decisions if d.confirm]
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for decision in self.decisions:
+            out[decision.action] = out.get(decision.action, 0) + 1
+        return out
+
+
+def stored_workflow(run: RunRecord) -> Workflow:
+    """The definition stored with the run, refused if it does not match its hash."""
+    try:
+        workflow = Workflow.model_validate(run.definition, context={"checked": True})
+    except Exception as exc:  # a damaged definition: any validation failure is the store's
+        raise StoreError(f"run {run.id}: the stored definition does not load ({exc})") from None
+    if workflow.fingerprint() != run.definition_hash:
+        raise StoreError(
+            f"run {run.id}: the stored definition does not match its hash; "
+            "the store was changed outside tempeh, refusing to resume"
+        )
+    return workflow
+
+
+def plan_resume(run: RunRecord, workflow: Workflow) -> ResumePlan:
+    """Per unit: reuse, re-run, in doubt, or decide again, and why."""
+    stored = {s.name: s for s in run.steps}
+    decisions = []
+    for unit in build_graph(workflow):
+        record = stored.get(unit.name)
+        step = unit.step
+        if record is None or record.status is StepStatus.PENDING:
+            decisions.append(UnitDecision(unit.name, "re-run", "not started yet", record))
+        elif record.status is StepStatus.SUCCEEDED:
+            why = "succeeded" + (" (cached)" if record.cached else "")
+            decisions.append(UnitDecision(unit.name, "reuse", why, record))
+        elif record.status is StepStatus.RUNNING:
+            if step.check is not None:
+                why = "was running when the engine stopped; its check probe decides"
+                decisions.append(UnitDecision(unit.name, "in doubt", why, record, probe=True))
+            elif not step.idempotent:
+                why = "was running when the engine stopped and is not idempotent: needs a yes"
+                decisions.append(UnitDecision(unit.name, "in doubt", why, record, confirm=True))
+            else:
+                why = "was running when the engine stopped; idempotent, so it runs again"
+                decisions.append(UnitDecision(unit.name, "in doubt", why, record))
+        elif record.status is StepStatus.SKIPPED:
+            why = "was skipped; its needs and `when` decide again"
+            decisions.append(UnitDecision(unit.name, "decide again", why, record))
+        else:
+            decisions.append(
+                UnitDecision(unit.name, "re-run", f"ended {record.status.value}", record)
+            )
+    if run.status is RunStatus.RUNNING:
+        pass  # the normal case after a crash; a finished run resumes to reuse everything
+    return ResumePlan(run, workflow, decisions)
+
+
+def _as_result(record: StepRecord) -> UnitResult:
+    return UnitResult(
+        name=record.name,
+        status=record.status,
+        attempts=record.attempts,
+        exit_code=record.exit_code,
+        error_class=record.error_class,
+        severity=record.severity,
+        outputs=dict(record.outputs),
+        started_at=record.started_at,
+        ended_at=record.ended_at,
+        cached=record.cached,
+        reason=record.reason,
+    )
+
+
+async def kill_leftovers(run: RunRecord, grace: float) -> list[int]:
+    """Kill what a dead engine of this run left running; returns the process groups killed."""
+    return await anyio.to_thread.run_sync(_kill_leftovers, run, grace)
+
+
+def _kill_leftovers(run: RunRecord, grace: float) -> list[int]:
+    import psutil
+
+    groups: set[int] = set()
+    for step in run.steps:
+        for attempt in step.attempt_history:
+            group = attempt.pgid
+            if group is None or attempt.ended_at is not None:
+                continue
+            if same_process(group, attempt.process_started):
+                groups.add(group)
+    me = os.getpid()
+    for process in psutil.process_iter(["pid"]):
+        if process.pid == me:
+            continue
+        with contextlib.suppress(psutil.Error):
+            if process.environ().get("TEMPEH_RUN_ID") == run.id:
+                groups.add(os.getpgid(process.pid))
+    groups.discard(os.getpgid(me))
+    terminate_groups(groups, grace)
+    return sorted(groups)

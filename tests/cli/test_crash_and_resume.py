@@ -1,0 +1,176 @@
+"""Crashes lose nothing: kill -9 the engine at random moments, resume, and count the work."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPEH = [sys.executable, "-m", "tempeh_tui"]
+
+
+def tempeh(*args: str, db: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*TEMPEH, *args, "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        check=False,
+    )
+
+
+def workflow(tmp_path: Path, ledger: Path, width: int = 6, depth: int = 5) -> Path:
+    """`width` parallel chains of `depth` steps; each step appends its name to the ledger."""
+    steps = []
+    for chain in range(width):
+        for level in range(depth):
+            name = f"c{chain}-{level}"
+            needs = f", needs: [c{chain}-{level - 1}]" if level else ""
+            run = f'sleep 0.{(chain + level) % 4 + 1}; echo {name} >> "{ledger}"'
+            steps.append(f"  - {{name: {name}, run: '{run}'{needs}}}")
+    path = tmp_path / "ledger.yaml"
+    path.write_text("name: ledger\nmax_concurrency: 4\nsteps:\n" + "\n".join(steps) + "\n")
+    return path
+
+
+def succeeded(db: Path, run_id: str) -> set[str]:
+    shown = json.loads(tempeh("show", run_id, "--json", db=db).stdout)
+    return {s["name"] for s in shown["steps"] if s["status"] == "succeeded"}
+
+
+def start(args: list[str], db: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*TEMPEH, *args, "--db", str(db), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+def kill_after(process: subprocess.Popen[str], seconds: float) -> bool:
+    """kill -9 the engine after `seconds`, unless it finished first; True if it was killed."""
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGKILL)
+        process.communicate()
+        return True
+    return False
+
+
+def test_kill_9_at_random_moments_then_resume_runs_each_finished_step_once(
+    tmp_path: Path,
+) -> None:
+    rng = random.Random(20261125)
+    db, ledger = tmp_path / "t.db", tmp_path / "ledger.txt"
+    flow = workflow(tmp_path, ledger)
+    process = start(["run", str(flow)], db)
+    first_line = process.stdout.readline() if process.stdout else ""
+    run_id = json.loads(first_line)["run_id"]
+    promised: list[tuple[set[str], Counter[str]]] = []
+    kills = 0
+    while kill_after(process, rng.uniform(0.5, 1.0)):
+        kills += 1
+        done = succeeded(db, run_id)
+        counts = Counter(ledger.read_text().split()) if ledger.exists() else Counter()
+        promised.append((done, counts))
+        process = start(["resume", run_id, "--yes"], db)
+    _, err = process.communicate()
+    assert process.returncode == 0, err[-2000:]
+    assert kills >= 2, "the run finished too fast to be killed twice; slow its steps down"
+
+    final = Counter(ledger.read_text().split())
+    assert set(final) == {f"c{c}-{lv}" for c in range(6) for lv in range(5)}
+    for done, counts in promised:
+        for name in done:
+            assert final[name] == counts[name], f"{name} ran again after it had succeeded"
+    assert json.loads(tempeh("show", run_id, "--json", db=db).stdout)["status"] == "succeeded"
+    with sqlite3.connect(db) as check:
+        assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_a_second_driver_of_the_same_run_is_refused_while_the_first_lives(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    flow = tmp_path / "slow.yaml"
+    flow.write_text(
+        textwrap.dedent(
+            """
+            name: slow
+            steps:
+              - {name: wait, run: "sleep 30"}
+            """
+        )
+    )
+    first = start(["run", str(flow)], db)
+    try:
+        line = first.stdout.readline() if first.stdout else ""
+        run_id = json.loads(line)["run_id"]
+        contenders = [
+            subprocess.Popen(
+                [*TEMPEH, "resume", run_id, "--yes", "--db", str(db)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=ROOT,
+            )
+            for _ in range(20)
+        ]
+        outcomes = [c.communicate(timeout=60) for c in contenders]
+        assert all(c.returncode == 2 for c in contenders)
+        assert all(f"pid {first.pid}" in err for _, err in outcomes)
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=30)
+    assert first.returncode == 130
+
+
+def test_resume_kills_what_a_dead_engine_left_running(tmp_path: Path) -> None:
+    db, pids = tmp_path / "t.db", tmp_path / "pids"
+    flow = tmp_path / "orphans.yaml"
+    flow.write_text(
+        textwrap.dedent(
+            f"""
+            name: orphans
+            steps:
+              - name: sleeper
+                run: |
+                  sleep 300 & echo $! >> {pids}
+                  wait
+            """
+        )
+    )
+    process = start(["run", str(flow)], db)
+    line = process.stdout.readline() if process.stdout else ""
+    run_id = json.loads(line)["run_id"]
+    deadline = time.monotonic() + 20
+    while not pids.exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    orphan = int(pids.read_text().split()[0])
+    assert psutil.pid_exists(orphan)
+
+    resumed = start(["resume", run_id, "--yes"], db)
+    time.sleep(1.5)
+    try:
+        assert not psutil.pid_exists(orphan) or psutil.Process(orphan).status() == "zombie"
+    finally:
+        resumed.send_signal(signal.SIGINT)
+        resumed.communicate(timeout=30)
+        for pid in map(int, pids.read_text().split()):
+            if psutil.pid_exists(pid):
+                os.kill(pid, signal.SIGKILL)

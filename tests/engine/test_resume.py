@@ -1,0 +1,156 @@
+"""Resume: reuse what succeeded, run again what did not, and ask about what is in doubt."""
+
+from __future__ import annotations
+
+import sqlite3
+import textwrap
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tempeh_tui.definition import parse_workflow
+from tempeh_tui.definition.models import Workflow
+from tempeh_tui.engine.engine import WorkflowEngine
+from tempeh_tui.engine.fake_executor import FakeExecutor, FakeOutcome
+from tempeh_tui.engine.resume import InDoubt, ResumePlan
+from tempeh_tui.events import RunStatus, StepStatus
+from tempeh_tui.store.base import StoreError
+from tempeh_tui.store.sqlite import SqliteStore
+
+pytestmark = pytest.mark.anyio
+
+CHAIN = """
+name: chain
+steps:
+  - {name: build, run: "make build"}
+  - {name: migrate, needs: [build], run: "migrate up", CHECK}
+  - {name: deploy, needs: [migrate], run: "deploy"}
+"""
+
+
+def chain(check: str = "") -> Workflow:
+    text = CHAIN.replace(", CHECK", f", {check}" if check else "")
+    return parse_workflow(textwrap.dedent(text), "chain.yaml")
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    store = SqliteStore(tmp_path / "t.db")
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def crash_while(store: SqliteStore, workflow: Workflow, unit: str) -> str:
+    """Run until `unit` is running, then stop dead, as a killed engine would (no end events)."""
+    fake = FakeExecutor({unit: [FakeOutcome(duration=60)]})
+    engine = WorkflowEngine(fake, store)
+    run_ids: list[str] = []
+    engine.subscribe(lambda e: run_ids.append(e.run_id))
+    with anyio.move_on_after(5) as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(engine.execute_workflow, workflow)
+            while unit not in fake.names():  # noqa: ASYNC110 - the fake has no event to wait on
+                await anyio.sleep(0.01)
+            await store.flush()
+            tg.cancel_scope.cancel()
+    assert not scope.cancelled_caught
+    return run_ids[0]
+
+
+async def test_a_failed_run_resumes_without_running_what_succeeded(store: SqliteStore) -> None:
+    first = FakeExecutor({"migrate": [FakeOutcome(exit_code=1)]})
+    failed = await WorkflowEngine(first, store).execute_workflow(chain())
+    assert failed.status is RunStatus.FAILED
+
+    again = FakeExecutor()
+    plans: list[ResumePlan] = []
+    resumed = await WorkflowEngine(again, store).resume(failed.run_id, explain=plans.append)
+
+    assert resumed.status is RunStatus.SUCCEEDED
+    assert again.names() == ["migrate", "deploy"]
+    decisions = {d.name: (d.action, d.why) for d in plans[0].decisions}
+    assert decisions["build"] == ("reuse", "succeeded")
+    assert decisions["migrate"] == ("re-run", "ended failed")
+    assert decisions["deploy"] == ("re-run", "ended cancelled")  # on_failure acted as abort
+    assert [c.attempt for c in again.calls] == [2, 1]  # attempt numbers go on
+    stored = await store.get_run(failed.run_id)
+    assert stored.status is RunStatus.SUCCEEDED
+
+
+async def test_an_idempotent_step_in_doubt_runs_again(store: SqliteStore) -> None:
+    run_id = await crash_while(store, chain(), "migrate")
+    before = await store.get_run(run_id)
+    assert {s.name: s.status for s in before.steps}["migrate"] is StepStatus.RUNNING
+
+    again = FakeExecutor()
+    plans: list[ResumePlan] = []
+    result = await WorkflowEngine(again, store).resume(run_id, explain=plans.append)
+
+    assert result.succeeded
+    assert again.names() == ["migrate", "deploy"]
+    migrate = next(d for d in plans[0].decisions if d.name == "migrate")
+    assert migrate.action == "in doubt"
+
+
+async def test_the_check_probe_decides_a_step_in_doubt(store: SqliteStore) -> None:
+    run_id = await crash_while(store, chain("check: 'migrate status'"), "migrate")
+
+    again = FakeExecutor()  # every command succeeds, the probe included
+    result = await WorkflowEngine(again, store).resume(run_id)
+
+    assert result.succeeded
+    assert [c.command for c in again.calls] == ["migrate status", "deploy"]
+    assert "check probe" in (result["migrate"].reason or "")
+
+
+async def test_a_probe_that_says_no_runs_the_step_again(store: SqliteStore) -> None:
+    run_id = await crash_while(store, chain("check: 'migrate status'"), "migrate")
+
+    again = FakeExecutor({"migrate": [FakeOutcome(exit_code=1), FakeOutcome()]})
+    result = await WorkflowEngine(again, store).resume(run_id)
+
+    assert result.succeeded
+    assert [c.command for c in again.calls] == ["migrate status", "migrate up", "deploy"]
+
+
+async def test_a_step_in_doubt_that_is_not_idempotent_needs_a_yes(store: SqliteStore) -> None:
+    run_id = await crash_while(store, chain("idempotent: false"), "migrate")
+
+    refused = FakeExecutor()
+    with pytest.raises(InDoubt, match="migrate"):
+        await WorkflowEngine(refused, store).resume(run_id)
+    assert refused.calls == []
+
+    confirmed = FakeExecutor()
+    result = await WorkflowEngine(confirmed, store).resume(run_id, confirm_in_doubt=True)
+    assert result.succeeded
+    assert confirmed.names() == ["migrate", "deploy"]
+
+
+async def test_a_stored_definition_that_does_not_match_its_hash_is_refused(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    failed = await WorkflowEngine(
+        FakeExecutor({"build": [FakeOutcome(exit_code=1)]}), store
+    ).execute_workflow(chain())
+    with sqlite3.connect(tmp_path / "t.db") as db:
+        db.execute(
+            "UPDATE runs SET definition = replace(definition, 'make build', 'rm -rf /') "
+            "WHERE id = ?",
+            (failed.run_id,),
+        )
+    with pytest.raises(StoreError, match="does not match its hash"):
+        await WorkflowEngine(FakeExecutor(), store).resume(failed.run_id)
+
+
+async def test_resuming_a_finished_run_reuses_everything(store: SqliteStore) -> None:
+    done = await WorkflowEngine(FakeExecutor(), store).execute_workflow(chain())
+    again = FakeExecutor()
+    result = await WorkflowEngine(again, store).resume(done.run_id)
+    assert result.succeeded
+    assert again.calls == []
