@@ -158,7 +158,11 @@ def main() -> None:
             for i in range(repeat):
                 for checkpoint, bucket in (("1", alone_times), ("0", bare_times)):
                     out = subprocess.run(
-                        [PYTHON, "-c", ENGINE_ALONE, str(flow), str(work / f"{i}.db"), checkpoint],
+                        [
+                            *(PYTHON, "-c", ENGINE_ALONE, str(flow)),
+                            str(work / f"{n}-{i}-{checkpoint}.db"),  # a fresh store each time
+                            checkpoint,
+                        ],
                         check=True,
                         capture_output=True,
                         text=True,
