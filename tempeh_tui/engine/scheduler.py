@@ -59,6 +59,7 @@ class Scheduler:
         resource_limits: ResourceLimits | None = None,
         host_load: HostLoad | None = None,
         on_message: Callable[[str], None] | None = None,
+        rollback_grace: float = 30.0,
     ) -> None:
         self.s = services
         self.graph = graph
@@ -67,6 +68,7 @@ class Scheduler:
         self.resource_limits = resource_limits or ResourceLimits()
         self.host_load = host_load
         self.on_message = on_message or (lambda _: None)
+        self.rollback_grace = rollback_grace
         self.results: dict[str, UnitResult] = {}
         self.stopped: StopReason | None = None
         self._rank = priorities(graph)
@@ -107,16 +109,25 @@ class Scheduler:
         self.s.bus.emit(ConcurrencyChanged, max_concurrency=self.limit)
         self._dispatch()
 
-    def stop(self, reason: StopReason) -> None:
-        """Start nothing more; cancel running units (their process groups are killed)."""
+    def stop(self, reason: StopReason, *, grace: float | None = None) -> None:
+        """Start nothing more; cancel running units (their process groups are killed), at
+        once or, with `grace`, only those still running after that many seconds."""
         if self.stopped is None:
             self.stopped = reason
             self.on_message(reason.message)
-        for scope in self._running.values():
-            scope.cancel()
+        if grace is None:
+            for scope in self._running.values():
+                scope.cancel()
+        elif self._tg is not None and self._running:
+            self._tg.start_soon(self._cancel_after, grace)
         while self._ready:
             _, _, name = heapq.heappop(self._ready)
             self._complete(name, self._never_ran(name))
+
+    async def _cancel_after(self, grace: float) -> None:
+        await anyio.sleep(grace)
+        for scope in self._running.values():
+            scope.cancel()
 
     # --- readiness -----------------------------------------------------------------------
 
@@ -287,6 +298,13 @@ class Scheduler:
     def _failed_for_good(self, name: str) -> None:
         policy = self.on_failure
         if policy is OnFailure.CONTINUE:
+            return
+        if policy is OnFailure.ROLLBACK:
+            message = (
+                f"'{name}' failed; rolling back (on_failure: rollback): no new steps start, "
+                f"running ones get {self.rollback_grace:g}s to finish"
+            )
+            self.stop(StopReason(StepStatus.CANCELLED, message), grace=self.rollback_grace)
             return
         if policy is OnFailure.ABORT:
             message = f"'{name}' failed; aborting (on_failure: abort)"
