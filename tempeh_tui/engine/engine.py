@@ -8,7 +8,6 @@ small API (execute, set the concurrency, cancel).
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import secrets as _random
 import shutil
@@ -16,7 +15,7 @@ import signal
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from random import Random
@@ -51,7 +50,7 @@ from tempeh_tui.events import (
     StepOutput,
     StepStatus,
 )
-from tempeh_tui.events.bus import Subscriber
+from tempeh_tui.events.bus import Subscriber, event_stream
 from tempeh_tui.graph.build import build_graph
 from tempeh_tui.store.base import RunRecord, Store
 
@@ -97,17 +96,9 @@ class WorkflowEngine:
         self._subscribers.append(subscriber)
         return lambda: self._subscribers.remove(subscriber)
 
-    @asynccontextmanager
-    async def events(self) -> AsyncIterator[AsyncIterator[Event]]:
+    def events(self) -> AbstractAsyncContextManager[AsyncIterator[Event]]:
         """`async with engine.events() as events: async for event in events: ...`"""
-        send, receive = anyio.create_memory_object_stream[Event](max_buffer_size=math.inf)
-        unsubscribe = self.subscribe(send.send_nowait)
-        try:
-            async with receive:
-                yield receive
-        finally:
-            unsubscribe()
-            send.close()
+        return event_stream(self.subscribe)
 
     # --- controlling a run in progress ---------------------------------------------------
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 
 import anyio
 
 from tempeh_tui.events.types import Event
 
-__all__ = ["EventBus", "Subscriber"]
+__all__ = ["EventBus", "Subscriber", "event_stream"]
 
 Subscriber = Callable[[Event], None]
 E = TypeVar("E", bound=Event)
@@ -46,14 +46,22 @@ class EventBus:
             subscriber(event)
         return event
 
-    @asynccontextmanager
-    async def stream(self) -> AsyncIterator[AsyncIterator[Event]]:
+    def stream(self) -> AbstractAsyncContextManager[AsyncIterator[Event]]:
         """`async with bus.stream() as events: async for event in events: ...`"""
-        send, receive = anyio.create_memory_object_stream[Event](max_buffer_size=math.inf)
-        unsubscribe = self.subscribe(send.send_nowait)
-        try:
-            async with receive:
-                yield receive
-        finally:
-            unsubscribe()
-            send.close()
+        return event_stream(self.subscribe)
+
+
+@asynccontextmanager
+async def event_stream(
+    subscribe: Callable[[Subscriber], Callable[[], None]],
+) -> AsyncIterator[AsyncIterator[Event]]:
+    """Events from anything with a `subscribe`, as an async iterator (unbounded buffer: a
+    subscriber must never block the publisher)."""
+    send, receive = anyio.create_memory_object_stream[Event](max_buffer_size=math.inf)
+    unsubscribe = subscribe(send.send_nowait)
+    try:
+        async with receive:
+            yield receive
+    finally:
+        unsubscribe()
+        send.close()

@@ -161,3 +161,27 @@ async def test_parallel_execution_manager_runs_plain_step_dicts() -> None:
     assert result.succeeded
     assert sorted(result.units) == [f"s{i}" for i in range(6)]
     assert fake.max_running == 2
+
+
+async def test_the_engine_publishes_its_events_as_an_async_stream() -> None:
+    from tempeh_tui.definition import parse_workflow
+    from tempeh_tui.engine.engine import WorkflowEngine
+    from tempeh_tui.events import Event, RunFinished
+
+    engine = WorkflowEngine(FakeExecutor())
+    workflow = parse_workflow("name: w\nsteps:\n  - {name: a, run: 'true'}\n")
+    seen: list[Event] = []
+    async with engine.events() as events:
+        result = await engine.execute_workflow(workflow, enable_checkpointing=False)
+        async for event in events:
+            seen.append(event)
+            if isinstance(event, RunFinished):
+                break
+    assert result.succeeded
+    assert [e.type for e in seen] == [
+        "run_started",
+        "step_started",
+        "step_spawned",
+        "step_finished",
+        "run_finished",
+    ]
