@@ -9,7 +9,7 @@ not expand a variable (single quotes, `$'...'`, a quoted heredoc) the template i
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -70,13 +70,6 @@ class ShellTemplate:
             out.append(f'"{ref}"' if quoting is Quoting.NONE else ref)
             out.append(self.literals[i])
         return "".join(out), env
-
-    def render_with(
-        self, evaluate: Mapping[str, str] | None = None, prefix: str = "TEMPEH_X"
-    ) -> tuple[str, dict[str, str]]:
-        """Render with values looked up by expression text (for tests and previews)."""
-        lookup = evaluate or {}
-        return self.render([lookup.get(e, "") for e in self.expressions], prefix)
 
 
 def parse_shell_template(command: str) -> ShellTemplate:
