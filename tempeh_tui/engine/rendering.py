@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 from tempeh_tui.definition.checks import param_env_name
@@ -108,24 +108,39 @@ class RunScope:
     base_env: Mapping[str, str]
     """The process environment steps inherit (os.environ at the start of the run)."""
     secrets: Mapping[str, str] = field(default_factory=dict)
-    _workflow_env: dict[str, str] | None = None
 
-    def workflow_env(self) -> dict[str, str]:
-        if self._workflow_env is None:
-            env: dict[str, str] = {}
-            base = self._base()
-            for name, value in self.workflow.env.items():
-                env[name] = render_template(value, {**base, "env": env})
-            self._workflow_env = env
-        return self._workflow_env
-
+    @cached_property
     def _base(self) -> dict[str, Any]:
+        """What every expression of the run reads (`steps` is a live view of the results)."""
         return {
             "params": self.params,
             "workflow": {"name": self.workflow.name},
             "run": {"id": self.run_id},
             "steps": StepsView(self.graph, self.results),
         }
+
+    @cached_property
+    def _workflow_env(self) -> dict[str, str]:
+        env: dict[str, str] = {}
+        for name, value in self.workflow.env.items():
+            env[name] = render_template(value, {**self._base, "env": env})
+        return env
+
+    @cached_property
+    def _run_env(self) -> dict[str, str]:
+        """The part of every step's environment that is the same for the whole run."""
+        env = {k: v for k, v in self.base_env.items() if k not in self.secrets}
+        env.update(self._workflow_env)
+        for name, value in self.params.items():
+            env[param_env_name(name)] = as_text(value)
+        for name in self.workflow.secrets:
+            env[name] = self.secrets[name]
+        env["TEMPEH_RUN_ID"] = self.run_id
+        env["TEMPEH_WORKFLOW"] = self.workflow.name
+        return env
+
+    def workflow_env(self) -> dict[str, str]:
+        return self._workflow_env
 
     def expression_scope(
         self,
@@ -135,15 +150,18 @@ class RunScope:
         iteration: int = 1,
     ) -> dict[str, Any]:
         """What `when`, `until` and `{{ }}` of `unit` can read (SPEC 1.1)."""
-        scope = self._base()
-        env = dict(self.workflow_env())
+        scope = dict(self._base)
         if unit.is_instance:
             scope["item"] = unit.item
         scope["iteration"] = iteration
         scope["outputs"] = dict(outputs or {})
-        for name, value in unit.step.env.items():
-            env[name] = render_template(value, {**scope, "env": env})
-        scope["env"] = env
+        if unit.step.env:
+            env = dict(self._workflow_env)
+            for name, value in unit.step.env.items():
+                env[name] = render_template(value, {**scope, "env": env})
+            scope["env"] = env
+        else:
+            scope["env"] = self._workflow_env  # shared: nothing writes to it
         return scope
 
     def process_env(
@@ -156,14 +174,11 @@ class RunScope:
         output_file: str | None,
     ) -> dict[str, str]:
         """The whole environment of a step's process (SPEC 1: TEMPEH_* and params)."""
-        env = {k: v for k, v in self.base_env.items() if k not in self.secrets}
-        env.update(scope["env"])
-        for name, value in self.params.items():
-            env[param_env_name(name)] = as_text(value)
-        for name in (*self.workflow.secrets, *unit.step.secrets):
-            env[name] = self.secrets[name]  # only the secrets this step is given
-        env["TEMPEH_RUN_ID"] = self.run_id
-        env["TEMPEH_WORKFLOW"] = self.workflow.name
+        env = dict(self._run_env)
+        if unit.step.env:
+            env.update(scope["env"])
+        for name in unit.step.secrets:
+            env[name] = self.secrets[name]  # only the secrets this step (or the run) is given
         env["TEMPEH_STEP"] = unit.name
         env["TEMPEH_ATTEMPT"] = str(attempt)
         env["TEMPEH_ITERATION"] = str(iteration)
