@@ -23,6 +23,8 @@ _EXPORTS = {
     "WorkflowEngine": "tempeh_tui.engine.engine",
     "ParallelExecutionManager": "tempeh_tui.engine.parallel",
     "ErrorRecovery": "tempeh_tui.engine.recovery",
+    "RollbackManager": "tempeh_tui.engine.rollback",
+    "RollbackPlan": "tempeh_tui.engine.rollback_plan",
     "RunResult": "tempeh_tui.engine.results",
     "Plan": "tempeh_tui.graph.plan",
 }
@@ -32,6 +34,8 @@ __all__ = [
     "ParallelExecutionManager",
     "Plan",
     "Problem",
+    "RollbackManager",
+    "RollbackPlan",
     "RunResult",
     "Step",
     "TempehError",
@@ -53,6 +57,8 @@ if TYPE_CHECKING:
     from tempeh_tui.engine.parallel import ParallelExecutionManager as ParallelExecutionManager
     from tempeh_tui.engine.recovery import ErrorRecovery as ErrorRecovery
     from tempeh_tui.engine.results import RunResult as RunResult
+    from tempeh_tui.engine.rollback import RollbackManager as RollbackManager
+    from tempeh_tui.engine.rollback_plan import RollbackPlan as RollbackPlan
     from tempeh_tui.errors import Problem as Problem
     from tempeh_tui.errors import TempehError as TempehError
     from tempeh_tui.errors import WorkflowError as WorkflowError

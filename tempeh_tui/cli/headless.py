@@ -16,6 +16,10 @@ from tempeh_tui.definition.types import format_elapsed
 from tempeh_tui.events import (
     ConcurrencyChanged,
     Event,
+    RollbackFinished,
+    RollbackPlanned,
+    RollbackStepFinished,
+    RollbackStepStarted,
     RunFinished,
     RunStarted,
     StepFinished,
@@ -113,6 +117,25 @@ class PlainView:
             elapsed = format_elapsed(event.ts - self._started)
             why = f" ({event.message})" if event.message else ""
             self._line(f"run {event.run_id} {event.status.value} in {elapsed}: {counts}{why}")
+        else:
+            self._rollback(event, name)
+
+    def _rollback(self, event: Event, name: str) -> None:
+        if isinstance(event, RollbackPlanned):
+            self._started = event.ts
+            units = len(event.plan.get("units", ()))
+            self._line(f"rollback {event.rollback_id} of run {event.run_id}: {units} steps")
+        elif isinstance(event, RollbackStepStarted):
+            what = f": {_one_line(event.command)}" if event.command else ""
+            self._line(f"{name} rolling back{what}")
+        elif isinstance(event, RollbackStepFinished):
+            icon = ICONS[event.status][0]
+            why = f": {event.reason}" if event.reason else ""
+            self._line(f"{name} {icon} {event.status.value}{why}")
+        elif isinstance(event, RollbackFinished):
+            elapsed = format_elapsed(event.ts - self._started)
+            why = f" ({event.message})" if event.message else ""
+            self._line(f"run {event.run_id} {event.status.value} in {elapsed}{why}")
 
     def tick(self) -> None:
         pass
@@ -186,7 +209,26 @@ class LiveView:
         if isinstance(event, RunFinished):
             self._finished = event
             return
+        if isinstance(event, RollbackPlanned):
+            self._title = f"rollback of run {event.run_id}"
+            self._run_started = event.ts
+            self._rows = {u["unit"]: _UnitRow() for u in event.plan.get("units", ())}
+            return
+        if isinstance(event, RollbackFinished):
+            self._finished = RunFinished(
+                run_id=event.run_id, ts=event.ts, status=event.status, message=event.message
+            )
+            return
         if event.step is None or event.step not in self._rows:
+            return
+        if isinstance(event, RollbackStepStarted | RollbackStepFinished):
+            row = self._rows[event.step]
+            if isinstance(event, RollbackStepStarted):
+                row.status, row.started = StepStatus.ROLLING_BACK, event.ts
+            else:
+                row.status, row.ended = event.status, event.ts
+                row.last_line = event.reason or row.last_line
+            self._touch(event.step)
             return
         row = self._rows[event.step]
         if isinstance(event, StepStarted):

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from tempeh_tui.definition.types import format_duration, parse_duration
 from tempeh_tui.store import LogRecord, PruneResult, RunRecord, StepRecord, open_store
+from tempeh_tui.store.base import RollbackRecord
 from tempeh_tui.store.rows import unit_matches
 
 __all__ = ["gc", "logs", "runs", "show"]
@@ -233,6 +234,33 @@ def _print_run(run: RunRecord, console: Console) -> None:
         for step in retried:
             for line in _attempt_lines(step):
                 console.print(Text(f"  {line}"))
+    if run.rollbacks:
+        console.print(Text("rollbacks:", style="bold"))
+        for rollback in run.rollbacks:
+            for line in _rollback_lines(rollback):
+                console.print(Text(f"  {line}"))
+
+
+def _rollback_lines(rollback: RollbackRecord) -> list[str]:
+    """One rollback: when, who, how it ended; then each compensation and its result."""
+    asked = rollback.plan.get("requested")
+    scope = "all" if asked is None else ", ".join(asked)
+    lines = [
+        f"{rollback.id} ({scope}) planned {_local_time(rollback.planned_at)} by "
+        f"{rollback.requested_by or 'unknown'}: {rollback.status.value}"
+        + (f" ({rollback.message})" if rollback.message else "")
+    ]
+    for action in rollback.actions:
+        what = f"  {action.unit}: {action.status.value}"
+        if action.exit_code not in (None, 0):
+            what += f", exit {action.exit_code}"
+        if action.reason:
+            what += f" ({action.reason})"
+        lines.append(what)
+    nothing = rollback.plan.get("nothing_to_undo") or []
+    if nothing:
+        lines.append(f"  nothing to undo: {', '.join(nothing)}")
+    return lines
 
 
 def _attempt_lines(step: StepRecord) -> list[str]:

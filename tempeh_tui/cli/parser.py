@@ -191,4 +191,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="only say what would be removed")
     p.add_argument("--json", action="store_true", help="print what was removed as JSON")
     p.set_defaults(handler=_handler("tempeh_tui.cli.history", "gc"))
+
+    p = sub.add_parser(
+        "rollback",
+        parents=[common],
+        help="roll a run back, all of it or some steps",
+        description="Undo what a run did: each succeeded step's `rollback`, in reverse "
+        "dependency order, independent ones in parallel. Prints the plan first; runs it only "
+        "with --yes. --steps rolls back those steps and the succeeded steps that depend on "
+        "them. Exit 0 when the rollback completed, 4 when a rollback failed.",
+    )
+    p.add_argument("run", metavar="RUN", help="a run id (or a unique prefix)")
+    p.add_argument(
+        "--steps",
+        metavar="A,B",
+        help="roll back only these steps (a fan-out step: all its instances) and their dependents",
+    )
+    p.add_argument("--plan", action="store_true", help="only print the plan")
+    p.add_argument("--yes", action="store_true", help="run the plan without asking")
+    p.add_argument("--headless", action="store_true", help="no application (the default for now)")
+    p.add_argument("--json", action="store_true", help="the plan as JSON; one JSON event per line")
+    p.set_defaults(handler=_handler("tempeh_tui.cli.rollback", "rollback"))
     return parser

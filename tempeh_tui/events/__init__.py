@@ -5,6 +5,10 @@ from tempeh_tui.events.states import RunStatus as RunStatus
 from tempeh_tui.events.states import StepStatus as StepStatus
 from tempeh_tui.events.types import ConcurrencyChanged as ConcurrencyChanged
 from tempeh_tui.events.types import Event as Event
+from tempeh_tui.events.types import RollbackFinished as RollbackFinished
+from tempeh_tui.events.types import RollbackPlanned as RollbackPlanned
+from tempeh_tui.events.types import RollbackStepFinished as RollbackStepFinished
+from tempeh_tui.events.types import RollbackStepStarted as RollbackStepStarted
 from tempeh_tui.events.types import RunFinished as RunFinished
 from tempeh_tui.events.types import RunStarted as RunStarted
 from tempeh_tui.events.types import StepFinished as StepFinished
@@ -18,6 +22,10 @@ __all__ = [
     "ConcurrencyChanged",
     "Event",
     "EventBus",
+    "RollbackFinished",
+    "RollbackPlanned",
+    "RollbackStepFinished",
+    "RollbackStepStarted",
     "RunFinished",
     "RunStarted",
     "RunStatus",

@@ -18,6 +18,10 @@ __all__ = [
     "EVENT_TYPES",
     "ConcurrencyChanged",
     "Event",
+    "RollbackFinished",
+    "RollbackPlanned",
+    "RollbackStepFinished",
+    "RollbackStepStarted",
     "RunFinished",
     "RunStarted",
     "StepFinished",
@@ -158,6 +162,48 @@ class ConcurrencyChanged(Event):
     max_concurrency: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RollbackPlanned(Event):
+    """A rollback of the run begins: its plan (as `RollbackPlan.to_json()`), who asked, when."""
+
+    type: ClassVar[str] = "rollback_planned"
+    rollback_id: str
+    plan: dict[str, Any] = field(default_factory=dict)
+    requested_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RollbackStepStarted(Event):
+    """A unit's compensation began: the unit is `rolling_back`."""
+
+    type: ClassVar[str] = "rollback_step_started"
+    rollback_id: str
+    command: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RollbackStepFinished(Event):
+    """A unit's compensation ended: `rolled_back` or `rollback_failed`."""
+
+    type: ClassVar[str] = "rollback_step_finished"
+    rollback_id: str
+    status: StepStatus
+    exit_code: int | None = None
+    reason: str | None = None
+    duration: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RollbackFinished(Event):
+    """A rollback ended; the run is now `rolled_back`, `rollback_failed` (or `interrupted`)."""
+
+    type: ClassVar[str] = "rollback_finished"
+    rollback_id: str
+    status: RunStatus
+    message: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
@@ -170,5 +216,9 @@ EVENT_TYPES: dict[str, type[Event]] = {
         StepRetrying,
         StepFinished,
         ConcurrencyChanged,
+        RollbackPlanned,
+        RollbackStepStarted,
+        RollbackStepFinished,
+        RollbackFinished,
     )
 }

@@ -24,6 +24,8 @@ __all__ = [
     "LeaseLost",
     "LogRecord",
     "PruneResult",
+    "RollbackActionRecord",
+    "RollbackRecord",
     "RunLease",
     "RunLocked",
     "RunNotFound",
@@ -176,6 +178,58 @@ class StepRecord:
 
 
 @dataclass(frozen=True)
+class RollbackActionRecord:
+    """One unit a rollback compensated (or is compensating), and how that ended."""
+
+    unit: str
+    status: StepStatus
+    """`rolling_back` (still, or the process died), `rolled_back` or `rollback_failed`."""
+    command: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "unit": self.unit,
+            "status": self.status.value,
+            "command": self.command,
+            "started_at": _iso(self.started_at),
+            "ended_at": _iso(self.ended_at),
+            "exit_code": self.exit_code,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class RollbackRecord:
+    """One rollback of a run: its plan, who asked and when, each action and how it ended."""
+
+    id: str
+    status: RunStatus
+    """`running` while it runs (or if its process died), then as the run ended."""
+    plan: dict[str, Any] = field(default_factory=dict)
+    requested_by: str | None = None
+    planned_at: float | None = None
+    ended_at: float | None = None
+    message: str | None = None
+    actions: tuple[RollbackActionRecord, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status.value,
+            "requested_by": self.requested_by,
+            "planned_at": _iso(self.planned_at),
+            "ended_at": _iso(self.ended_at),
+            "message": self.message,
+            "plan": self.plan,
+            "actions": [a.to_json() for a in self.actions],
+        }
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """A run: what it ran (the definition as stored) and how it stands."""
 
@@ -195,6 +249,8 @@ class RunRecord:
     """Filled by `get_run`; empty in `list_runs`."""
     lease: RunLease | None = None
     """Who drives the run now, as the store last heard (alive or not: see `Store.lease`)."""
+    rollbacks: tuple[RollbackRecord, ...] = ()
+    """The rollback history, oldest first; filled by `get_run`, empty in `list_runs`."""
 
     def to_json(self, *, with_steps: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -210,7 +266,7 @@ class RunRecord:
         }
         if with_steps:
             out["steps"] = [s.to_json() for s in self.steps]
-            out["rollbacks"] = []  # rollback history: filled once rollbacks exist (issue 5)
+            out["rollbacks"] = [r.to_json() for r in self.rollbacks]
         return out
 
 
@@ -276,7 +332,8 @@ class Store(Protocol):
         ...
 
     async def get_run(self, run_id: str) -> RunRecord:
-        """One run with its steps; `run_id` may be a unique prefix. Raises RunNotFound."""
+        """One run with its steps and rollback history; `run_id` may be a unique prefix.
+        Raises RunNotFound."""
         ...
 
     async def read_logs(

@@ -41,12 +41,17 @@ from tempeh_tui.store.log_cap import (
 from tempeh_tui.store.projection import Patch, project
 from tempeh_tui.store.pruning import RunActivity, is_driven, select_runs
 from tempeh_tui.store.rows import (
+    action_from_row,
+    action_order,
     attempt_from_row,
     cached_from_row,
     log_from_row,
+    new_action_row,
     new_attempt_row,
+    new_rollback_row,
     new_unit_row,
     placeholder_run_row,
+    rollback_from_row,
     run_from_row,
     run_row,
     step_from_row,
@@ -72,6 +77,8 @@ class MemoryStore(EventBuffer, LeaseKeeper):
         self._attempts: dict[tuple[str, str, int], Row] = {}
         self._logs: dict[tuple[str, int], Row] = {}
         self._log_units: dict[tuple[str, str], UnitLog] = {}
+        self._rollbacks: dict[tuple[str, str], Row] = {}
+        self._actions: dict[tuple[str, str, str], Row] = {}
         self._log_tails: dict[tuple[str, str], deque[int]] = {}
         """Each unit's stored tail lines' sequence numbers, oldest first."""
         self.events: dict[tuple[str, int], Row] = {}
@@ -104,6 +111,12 @@ class MemoryStore(EventBuffer, LeaseKeeper):
         for attempt in changes.new_attempts:
             self._attempts.setdefault(attempt, new_attempt_row(*attempt))
         _patch(self._attempts, changes.attempts)
+        for rollback in changes.rollbacks:
+            self._rollbacks.setdefault(rollback, new_rollback_row(*rollback))
+        _patch(self._rollbacks, changes.rollbacks)
+        for action in changes.actions:
+            self._actions.setdefault(action, new_action_row(*action))
+        _patch(self._actions, changes.actions)
         self._write_logs(changes.logs)
         for seq, event in events.items():
             self.events[seq] = dict(zip(_EVENT_COLUMNS, event, strict=True))
@@ -217,6 +230,8 @@ class MemoryStore(EventBuffer, LeaseKeeper):
             self.events,
             self._log_units,
             self._log_tails,
+            self._rollbacks,
+            self._actions,
         )
         for rows in tables:
             for key in [k for k in rows if k[0] == run_id]:
@@ -242,7 +257,24 @@ class MemoryStore(EventBuffer, LeaseKeeper):
             )
             for unit in units
         ]
-        return run_from_row(row, steps)
+        rollbacks = sorted(
+            (r for k, r in self._rollbacks.items() if k[0] == row["id"]),
+            key=lambda r: (r["planned_at"] or 0.0, r["id"]),
+        )
+        past = [
+            rollback_from_row(
+                r,
+                [
+                    action_from_row(a)
+                    for a in sorted(
+                        (a for k, a in self._actions.items() if k[:2] == (row["id"], r["id"])),
+                        key=action_order,
+                    )
+                ],
+            )
+            for r in rollbacks
+        ]
+        return run_from_row(row, steps, past)
 
     def _find_run(self, run_id: str) -> Row:
         if run_id in self._runs:

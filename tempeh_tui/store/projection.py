@@ -17,6 +17,10 @@ from typing import Any
 from tempeh_tui.events import (
     ConcurrencyChanged,
     Event,
+    RollbackFinished,
+    RollbackPlanned,
+    RollbackStepFinished,
+    RollbackStepStarted,
     RunFinished,
     RunStarted,
     StepFinished,
@@ -36,6 +40,8 @@ _ROLLBACK_STATES = frozenset({StepStatus.ROLLED_BACK, StepStatus.ROLLBACK_FAILED
 RunKey = str
 UnitKey = tuple[str, str]
 AttemptKey = tuple[str, str, int]
+RollbackKey = tuple[str, str]
+ActionKey = tuple[str, str, str]
 Signature = tuple[tuple[str, bool], ...]
 
 
@@ -100,6 +106,10 @@ class Changes:
     """Every unit the batch touches (an empty patch only makes sure the row exists)."""
     new_attempts: dict[AttemptKey, None] = field(default_factory=dict)
     attempts: dict[AttemptKey, Patch] = field(default_factory=dict)
+    rollbacks: dict[RollbackKey, Patch] = field(default_factory=dict)
+    """(run_id, rollback_id): every rollback the batch touches (the row is made if missing)."""
+    actions: dict[ActionKey, Patch] = field(default_factory=dict)
+    """(run_id, rollback_id, unit): a rollback's compensation of one unit."""
     logs: list[tuple[str, int, float, str, int, str, str]] = field(default_factory=list)
     """(run_id, seq, ts, step, attempt, stream, line)"""
     events: list[tuple[str, int, float, str, str | None, str]] = field(default_factory=list)
@@ -115,6 +125,15 @@ class Changes:
         """An attempt's patch; it changes the row only if a `StepStarted` created it."""
         self.unit(run_id, name)
         return self.attempts.setdefault((run_id, name, attempt), Patch())
+
+    def rollback(self, run_id: str, rollback_id: str) -> Patch:
+        return self.rollbacks.setdefault((run_id, rollback_id), Patch())
+
+    def action(self, run_id: str, rollback_id: str, unit: str) -> Patch:
+        """A compensation's patch; its rollback's row and its unit's row are made if missing."""
+        self.rollback(run_id, rollback_id)
+        self.unit(run_id, unit)
+        return self.actions.setdefault((run_id, rollback_id, unit), Patch())
 
 
 def project(events: Iterable[Event]) -> Changes:
@@ -160,6 +179,20 @@ def _project_one(changes: Changes, event: Event) -> None:
         run.set("message", event.message)
     elif isinstance(event, ConcurrencyChanged):
         changes.run(event.run_id).set("max_concurrency", event.max_concurrency)
+    elif isinstance(event, RollbackPlanned):
+        rollback = changes.rollback(event.run_id, event.rollback_id)
+        rollback.fill("planned_at", event.ts)
+        rollback.set("requested_by", event.requested_by)
+        rollback.set("plan", dumps(event.plan))
+        rollback.set("status", "running")
+    elif isinstance(event, RollbackFinished):
+        rollback = changes.rollback(event.run_id, event.rollback_id)
+        rollback.set("status", event.status.value)
+        rollback.set("ended_at", event.ts)
+        rollback.set("message", event.message)
+        run = changes.run(event.run_id)
+        run.set("status", event.status.value)
+        run.set("message", event.message)
     elif event.step is None:
         return  # a step event without a step: nothing to project (kept in `events`)
     elif isinstance(event, StepStatusChanged):
@@ -181,6 +214,23 @@ def _project_one(changes: Changes, event: Event) -> None:
         attempt.set("delay_after", event.delay)
     elif isinstance(event, StepFinished):
         _step_finished(changes, event, event.step)
+    elif isinstance(event, RollbackStepStarted):
+        unit = changes.unit(event.run_id, event.step)
+        unit.set("status", StepStatus.ROLLING_BACK.value)
+        action = changes.action(event.run_id, event.rollback_id, event.step)
+        action.fill("started_at", event.ts)
+        action.set("command", event.command)
+        action.set("status", StepStatus.ROLLING_BACK.value)
+    elif isinstance(event, RollbackStepFinished):
+        unit = changes.unit(event.run_id, event.step)
+        unit.set("status", event.status.value)
+        unit.set("reason", event.reason)
+        action = changes.action(event.run_id, event.rollback_id, event.step)
+        action.fill("started_at", event.ts)
+        action.set("ended_at", event.ts)
+        action.set("status", event.status.value)
+        action.set("exit_code", event.exit_code)
+        action.set("reason", event.reason)
 
 
 def _step_started(changes: Changes, event: StepStarted, name: str) -> None:

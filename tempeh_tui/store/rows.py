@@ -12,18 +12,31 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from tempeh_tui.events import RunStatus, StepStatus
-from tempeh_tui.store.base import AttemptRecord, CachedResult, LogRecord, RunRecord, StepRecord
+from tempeh_tui.store.base import (
+    AttemptRecord,
+    CachedResult,
+    LogRecord,
+    RollbackActionRecord,
+    RollbackRecord,
+    RunRecord,
+    StepRecord,
+)
 from tempeh_tui.store.lease import LEASE_COLUMNS, lease_from_row
 from tempeh_tui.store.projection import dumps
 
 __all__ = [
     "RUN_COLUMNS",
+    "action_from_row",
+    "action_order",
     "attempt_from_row",
     "cached_from_row",
     "log_from_row",
+    "new_action_row",
     "new_attempt_row",
+    "new_rollback_row",
     "new_unit_row",
     "placeholder_run_row",
+    "rollback_from_row",
     "run_from_row",
     "run_row",
     "step_from_row",
@@ -125,13 +138,72 @@ def new_attempt_row(run_id: str, step: str, attempt: int) -> dict[str, Any]:
     }
 
 
+def new_rollback_row(run_id: str, rollback_id: str) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "id": rollback_id,
+        "planned_at": None,
+        "requested_by": None,
+        "plan": "{}",
+        "status": "running",
+        "ended_at": None,
+        "message": None,
+    }
+
+
+def new_action_row(run_id: str, rollback_id: str, unit: str) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "rollback_id": rollback_id,
+        "unit": unit,
+        "command": None,
+        "started_at": None,
+        "ended_at": None,
+        "status": StepStatus.ROLLING_BACK.value,
+        "exit_code": None,
+        "reason": None,
+    }
+
+
+def action_from_row(row: Row) -> RollbackActionRecord:
+    return RollbackActionRecord(
+        unit=row["unit"],
+        status=StepStatus(row["status"]),
+        command=row["command"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        exit_code=row["exit_code"],
+        reason=row["reason"],
+    )
+
+
+def action_order(row: Row) -> tuple[float, str]:
+    """Compensations in the order they started (the SQL twin: `ORDER BY started_at, unit`)."""
+    return (row["started_at"] or 0.0, row["unit"])
+
+
+def rollback_from_row(row: Row, actions: Iterable[RollbackActionRecord] = ()) -> RollbackRecord:
+    return RollbackRecord(
+        id=row["id"],
+        status=RunStatus(row["status"]),
+        plan=json.loads(row["plan"]),
+        requested_by=row["requested_by"],
+        planned_at=row["planned_at"],
+        ended_at=row["ended_at"],
+        message=row["message"],
+        actions=tuple(actions),
+    )
+
+
 def unit_order(row: Row) -> tuple[bool, int, str]:
     """Units in plan order (`RunStarted.units`), then those it did not list, by name; the
     SQL twin is `ORDER BY position IS NULL, position, name`."""
     return (row["position"] is None, row["position"] or 0, row["name"])
 
 
-def run_from_row(row: Row, steps: Sequence[StepRecord] = ()) -> RunRecord:
+def run_from_row(
+    row: Row, steps: Sequence[StepRecord] = (), rollbacks: Sequence[RollbackRecord] = ()
+) -> RunRecord:
     return RunRecord(
         id=row["id"],
         workflow=row["workflow"],
@@ -146,6 +218,7 @@ def run_from_row(row: Row, steps: Sequence[StepRecord] = ()) -> RunRecord:
         message=row["message"],
         steps=tuple(steps),
         lease=lease_from_row(row),
+        rollbacks=tuple(rollbacks),
     )
 
 

@@ -11,6 +11,9 @@ A step is *in doubt* when its unit is `running` and its last attempt has no `end
 
 Version 2: when a lease was taken (`leased_at`), and `log_units`, where each unit's capped log
 stands (see `log_cap`); a version 1 store's lines all count as their unit's head.
+
+Version 3: the rollback history (SPEC 5.3): `rollbacks`, one row per rollback of a run (its plan,
+who asked and when, how it ended), and `rollback_actions`, one row per unit it compensated.
 """
 
 from __future__ import annotations
@@ -117,7 +120,35 @@ INSERT INTO log_units (run_id, step, lines)
     SELECT run_id, step, count(*) FROM logs GROUP BY run_id, step;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+_V3 = """
+CREATE TABLE rollbacks (
+    run_id       TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    id           TEXT NOT NULL,
+    planned_at   REAL,
+    requested_by TEXT,                          -- user@host (pid N)
+    plan         TEXT NOT NULL DEFAULT '{}',    -- JSON: RollbackPlan.to_json()
+    status       TEXT NOT NULL DEFAULT 'running',   -- running | rolled_back | rollback_failed | ...
+    ended_at     REAL,
+    message      TEXT,
+    PRIMARY KEY (run_id, id)
+) WITHOUT ROWID;
+
+CREATE TABLE rollback_actions (
+    run_id      TEXT NOT NULL,
+    rollback_id TEXT NOT NULL,
+    unit        TEXT NOT NULL,
+    command     TEXT,                           -- as rendered, secrets masked
+    started_at  REAL,
+    ended_at    REAL,
+    status      TEXT NOT NULL DEFAULT 'rolling_back',
+    exit_code   INTEGER,
+    reason      TEXT,
+    PRIMARY KEY (run_id, rollback_id, unit),
+    FOREIGN KEY (run_id, rollback_id) REFERENCES rollbacks (run_id, id) ON DELETE CASCADE
+) WITHOUT ROWID;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 """MIGRATIONS[n] takes a store from version n to n + 1. Append; never edit a released one."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -33,9 +33,11 @@ from tempeh_tui.store.log_cap import DEFAULT_LOG_CAP, LogCap
 from tempeh_tui.store.paths import prepare_store_file
 from tempeh_tui.store.pruning import check_rules
 from tempeh_tui.store.rows import (
+    action_from_row,
     attempt_from_row,
     cached_from_row,
     log_from_row,
+    rollback_from_row,
     run_from_row,
     step_from_row,
 )
@@ -182,12 +184,25 @@ class SqliteStore(EventBuffer, LeaseKeeper):
             attempts = await db.execute_fetchall(
                 "SELECT * FROM attempts WHERE run_id = ? ORDER BY step, attempt", (row["id"],)
             )
+            rollbacks = await db.execute_fetchall(
+                "SELECT * FROM rollbacks WHERE run_id = ? ORDER BY planned_at, id", (row["id"],)
+            )
+            actions = await db.execute_fetchall(
+                "SELECT * FROM rollback_actions WHERE run_id = ?"
+                " ORDER BY rollback_id, started_at, unit",
+                (row["id"],),
+            )
         history = {
             step: [attempt_from_row(a) for a in rows]
             for step, rows in groupby(attempts, key=lambda a: str(a["step"]))
         }
         steps: list[StepRecord] = [step_from_row(u, history.get(u["name"], ())) for u in units]
-        return run_from_row(row, steps)
+        done = {
+            rollback_id: [action_from_row(a) for a in rows]
+            for rollback_id, rows in groupby(actions, key=lambda a: str(a["rollback_id"]))
+        }
+        past = [rollback_from_row(r, done.get(r["id"], ())) for r in rollbacks]
+        return run_from_row(row, steps, past)
 
     async def _find_run(self, db: aiosqlite.Connection, run_id: str) -> sqlite3.Row:
         exact = list(await db.execute_fetchall("SELECT * FROM runs WHERE id = ?", (run_id,)))

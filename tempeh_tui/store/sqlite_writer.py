@@ -145,6 +145,19 @@ def apply_events(db: sqlite3.Connection, batch: tuple[list[Event], LogCap]) -> N
                 list(changes.new_attempts),
             )
         _update(db, "attempts", ("run_id", "step", "attempt"), changes.attempts)
+        if changes.rollbacks:
+            db.executemany(
+                "INSERT OR IGNORE INTO rollbacks (run_id, id) VALUES (?, ?)",
+                list(changes.rollbacks),
+            )
+        _update(db, "rollbacks", ("run_id", "id"), changes.rollbacks)
+        if changes.actions:
+            db.executemany(
+                "INSERT OR IGNORE INTO rollback_actions (run_id, rollback_id, unit)"
+                " VALUES (?, ?, ?)",
+                list(changes.actions),
+            )
+        _update(db, "rollback_actions", ("run_id", "rollback_id", "unit"), changes.actions)
         if changes.logs:
             _write_logs(db, cap, changes.logs)
         if changes.events:

@@ -1,0 +1,111 @@
+"""kill -9 during `tempeh rollback`, then `tempeh rollback RUN --yes` again: each compensation
+ran exactly once (a ledger file counts them), and the history shows both rollbacks."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import anyio
+import pytest
+
+from .support import compensated, ledger_step, run_workflow, write_workflow
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tempeh(*args: str, db: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tempeh_tui", *args, "--db", str(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+def wait_for_lines(ledger: Path, count: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while len(compensated(ledger)) < count:
+        assert time.monotonic() < deadline, f"the ledger never reached {count} lines"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("kill_after", [1, 3])
+def test_kill_9_during_a_rollback_then_again_compensates_each_step_once(
+    tmp_path: Path, kill_after: int
+) -> None:
+    db, ledger = tmp_path / "t.db", tmp_path / "ledger"
+    undo = f'sleep 0.3; echo "$TEMPEH_STEP" >> "{ledger}"; sleep 0.2'
+    verify = f'grep -qx "$TEMPEH_STEP" "{ledger}"'
+    steps = [
+        ledger_step(f"s{i}", ledger, needs=[f"s{i - 1}"] if i else [], undo=undo, verify=verify)
+        for i in range(5)
+    ]
+    run = anyio.run(run_workflow, db, write_workflow(tmp_path, steps))
+
+    first = tempeh("rollback", run.run_id, "--yes", "--json", db=db)
+    wait_for_lines(ledger, kill_after)
+    first.send_signal(signal.SIGKILL)
+    first.communicate()
+    assert first.returncode == -signal.SIGKILL
+
+    second = tempeh("rollback", run.run_id, "--yes", db=db)
+    out, err = second.communicate(timeout=60)
+    assert second.returncode == 0, out + err
+
+    assert Counter(compensated(ledger)) == {f"s{i}": 1 for i in range(5)}
+    assert compensated(ledger) == ["s4", "s3", "s2", "s1", "s0"]
+    show = tempeh("show", run.run_id, "--json", db=db)
+    shown = json.loads(show.communicate(timeout=30)[0])
+    assert shown["status"] == "rolled_back"
+    assert {s["status"] for s in shown["steps"]} == {"rolled_back"}
+    interrupted, finished = shown["rollbacks"]
+    assert interrupted["status"] == "interrupted"
+    assert finished["status"] == "rolled_back"
+    # killed during the sleep after its echo: that unit was in doubt, its verify said "done"
+    in_doubt = f"s{5 - kill_after}"
+    assert finished["plan"]["order"] == [f"s{i}" for i in range(5 - kill_after, -1, -1)]
+    assert [u["unit"] for u in finished["plan"]["units"] if u["in_doubt"]] == [in_doubt]
+    action = finished["actions"][0]
+    assert (action["unit"], action["reason"]) == (in_doubt, "rollback.verify says it is undone")
+
+
+def test_kill_9_in_the_middle_of_a_compensation_runs_it_again_once(tmp_path: Path) -> None:
+    """The compensation killed half-way (its process too, as a leftover) did not finish: its
+    verify says so, and it runs again, once."""
+    db, ledger = tmp_path / "t.db", tmp_path / "ledger"
+    undo = f'sleep "$NAP"; echo "$TEMPEH_STEP" >> "{ledger}"'
+    verify = f'grep -qx "$TEMPEH_STEP" "{ledger}"'
+    naps = ["0.1", "2.5", "0.1"]  # s1's outlives the start of the second `tempeh rollback`
+    steps = [
+        ledger_step(
+            f"s{i}",
+            ledger,
+            needs=[f"s{i - 1}"] if i else [],
+            undo=undo,
+            verify=verify,
+            env={"NAP": nap},
+        )
+        for i, nap in enumerate(naps)
+    ]
+    run = anyio.run(run_workflow, db, write_workflow(tmp_path, steps))
+
+    first = tempeh("rollback", run.run_id, "--yes", "--json", db=db)
+    wait_for_lines(ledger, 1)
+    time.sleep(0.3)  # s1's compensation is sleeping
+    first.send_signal(signal.SIGKILL)
+    first.communicate()
+
+    second = tempeh("rollback", run.run_id, "--yes", db=db)
+    out, err = second.communicate(timeout=60)
+    assert second.returncode == 0, out + err
+    # s1's first compensation, had it survived the kill, would have written by now
+
+    assert compensated(ledger) == ["s2", "s1", "s0"]
+    assert "rollback.verify says no" in out, out

@@ -1,0 +1,125 @@
+"""`tempeh rollback RUN`: the plan first, `--yes` to act, exit codes, and `show` remembering it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tempeh_tui.cli import main
+
+from .support import compensated, ledger_step, run_workflow, write_workflow
+
+
+def make_run(tmp_path: Path, *, failing_undo: bool = False) -> tuple[str, str, Path]:
+    """A finished run of lint → migrate → deploy (lint has no rollback); (db, run id, ledger)."""
+    db, ledger = tmp_path / "t.db", tmp_path / "ledger"
+    undo = "echo no way back >&2; exit 9" if failing_undo else None
+    steps = [
+        ledger_step("lint", ledger, rollback=False),
+        ledger_step("migrate", ledger, needs=["lint"]),
+        ledger_step("deploy", ledger, needs=["migrate"], undo=undo),
+    ]
+    result = anyio.run(run_workflow, db, write_workflow(tmp_path, steps))
+    return str(db), result.run_id, ledger
+
+
+def test_plan_prints_order_groups_reasons_and_what_has_nothing_to_undo(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db, run_id, ledger = make_run(tmp_path)
+
+    assert main(["rollback", run_id, "--plan", "--db", db]) == 0
+
+    out = capsys.readouterr().out
+    assert f"Rollback plan for run {run_id}" in out
+    rows = [line.replace("│", " ").split() for line in out.splitlines() if "requested" in line]
+    assert rows == [["1", "1", "deploy", "requested"], ["2", "2", "migrate", "requested"]]
+    assert "nothing to undo (no rollback): lint" in out
+    assert compensated(ledger) == []
+
+
+def test_plan_as_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db, run_id, _ = make_run(tmp_path)
+
+    assert main(["rollback", run_id, "--steps", "deploy", "--plan", "--json", "--db", db]) == 0
+
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["run_id"] == run_id
+    assert plan["groups"] == [["deploy"]]
+    assert plan["units"][0]["why"] == "requested"
+    assert plan["requested"] == ["deploy"]
+
+
+def test_without_yes_nothing_is_done_and_the_exit_code_is_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db, run_id, ledger = make_run(tmp_path)
+
+    assert main(["rollback", run_id, "--db", db]) == 2
+
+    captured = capsys.readouterr()
+    assert "deploy" in captured.out
+    assert "add --yes" in captured.err
+    assert compensated(ledger) == []
+
+
+def test_an_unknown_step_is_invalid_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db, run_id, _ = make_run(tmp_path)
+
+    assert main(["rollback", run_id, "--steps", "deplyo", "--plan", "--db", db]) == 2
+    assert "did you mean 'deploy'" in capsys.readouterr().err
+
+
+def test_yes_rolls_back_and_show_lists_the_history(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db, run_id, ledger = make_run(tmp_path)
+
+    assert main(["rollback", run_id, "--yes", "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert "[deploy] rolling back" in out
+    assert "rolled_back" in out
+
+    assert main(["show", run_id, "--json", "--db", db]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["status"] == "rolled_back"
+    assert {s["name"]: s["status"] for s in shown["steps"]} == {
+        "lint": "succeeded",
+        "migrate": "rolled_back",
+        "deploy": "rolled_back",
+    }
+    [history] = shown["rollbacks"]
+    assert history["status"] == "rolled_back"
+    assert history["requested_by"]
+    assert history["planned_at"].endswith("+00:00")
+    assert history["plan"]["order"] == ["deploy", "migrate"]
+    assert history["plan"]["nothing_to_undo"] == ["lint"]
+    assert [(a["unit"], a["status"], a["exit_code"]) for a in history["actions"]] == [
+        ("deploy", "rolled_back", 0),
+        ("migrate", "rolled_back", 0),
+    ]
+    assert compensated(ledger) == ["deploy", "migrate"]
+
+    assert main(["show", run_id, "--db", db]) == 0
+    text = capsys.readouterr().out
+    assert "rollbacks:" in text
+    assert "deploy: rolled_back" in text
+
+
+def test_a_failing_compensation_exits_4(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db, run_id, ledger = make_run(tmp_path, failing_undo=True)
+
+    assert main(["rollback", run_id, "--yes", "--json", "--db", db]) == 4
+
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines[0]["type"] == "rollback_plan"
+    finished = [e for e in lines if e["type"] == "rollback_step_finished"]
+    assert [(e["step"], e["status"]) for e in finished] == [("deploy", "rollback_failed")]
+    assert lines[-1]["type"] == "rollback_finished"
+    assert lines[-1]["status"] == "rollback_failed"
+    assert compensated(ledger) == []  # migrate stays: what needed it could not be undone
