@@ -149,7 +149,15 @@ class WorkflowEngine:
             approvals=Approvals(approve_all, frozenset(approve)),
         )
         async with AsyncExitStack() as stack:
-            store = await self._open_store(stack) if enable_checkpointing else None
+            store: Store | None = None
+            if enable_checkpointing:
+                store = await self._open_store(stack)
+            elif run.policy is OnFailure.ROLLBACK:
+                from tempeh_tui.store.memory import MemoryStore
+
+                store = MemoryStore()  # a rollback reads what succeeded from a store
+                await store.open()
+                stack.push_async_callback(store.close)
             if store is not None:
                 await store.create_run(_run_record(run.run_id, wf, values))
                 await stack.enter_async_context(store.lease(run.run_id))
@@ -265,7 +273,26 @@ class WorkflowEngine:
         bus.emit(RunFinished, status=status, message=message, counts=counts)
         if store is not None:
             await store.flush()
+        if status is RunStatus.FAILED and run.policy is OnFailure.ROLLBACK and store is not None:
+            status, message = await self._roll_back(run, store, bus, services.executor, environ)
         return RunResult(run.run_id, wf.name, status, dict(results), message, started, time.time())
+
+    async def _roll_back(
+        self,
+        run: _RunSetup,
+        store: Store,
+        bus: EventBus,
+        executor: Executor,
+        environ: Mapping[str, str],
+    ) -> tuple[RunStatus, str | None]:
+        """on_failure: rollback — compensate what succeeded, in reverse dependency order."""
+        from tempeh_tui.engine.rollback import RollbackManager
+
+        manager = RollbackManager(store, executor, environ=environ, grace=self._grace)
+        plan = await manager.plan_rollback(run.run_id)
+        _note(bus, f"rolling back {len(plan.units)} step(s): {', '.join(plan.order) or 'none'}")
+        result = await manager.execute_rollback(plan, max_concurrency=run.max_concurrency, bus=bus)
+        return result.status, result.message
 
     async def _open_store(self, stack: AsyncExitStack) -> Store:
         if self._store is not None:

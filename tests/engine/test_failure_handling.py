@@ -283,3 +283,45 @@ async def test_an_approval_gate_without_an_answer_fails_headless_and_says_how_to
         approve=["gate"],
     )
     assert approved.result.succeeded
+
+
+ROLLBACK_CHAIN = """
+name: w
+on_failure: rollback
+steps:
+  - {name: db, run: "migrate up", rollback: "migrate down"}
+  - {name: app, needs: [db], run: "deploy app", rollback: "undeploy app"}
+  - {name: smoke, needs: [app], run: "smoke"}
+"""
+
+
+async def test_on_failure_rollback_compensates_in_reverse_order_and_ends_rolled_back() -> None:
+    fake = FakeExecutor({"smoke": [FAIL]})
+    run = await run_yaml(ROLLBACK_CHAIN, fake)
+
+    assert run.result.status is RunStatus.ROLLED_BACK
+    assert run.result.exit_code == 3
+    assert [c.command for c in fake.calls] == [
+        "migrate up",
+        "deploy app",
+        "smoke",
+        "undeploy app",
+        "migrate down",
+    ]
+
+
+async def test_a_failing_compensation_ends_rollback_failed_with_exit_4() -> None:
+    fake = FakeExecutor({"smoke": [FAIL], "app": [OK, FAIL]})
+    run = await run_yaml(ROLLBACK_CHAIN, fake)
+
+    assert run.result.status is RunStatus.ROLLBACK_FAILED
+    assert run.result.exit_code == 4
+    assert "migrate down" not in [c.command for c in fake.calls]  # it needed app: left alone
+
+
+async def test_the_api_auto_rollback_flag_rolls_back_too() -> None:
+    fake = FakeExecutor({"smoke": [FAIL]})
+    run = await run_yaml(
+        ROLLBACK_CHAIN.replace("on_failure: rollback", ""), fake, auto_rollback=True
+    )
+    assert run.result.status is RunStatus.ROLLED_BACK

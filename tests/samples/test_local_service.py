@@ -75,11 +75,27 @@ def test_the_sample_deploys_a_service_that_answers_on_loopback(
     assert health(port)["version"] == "1.2.0"
 
 
-def test_an_injected_failure_fails_the_run_at_that_step(
+def test_an_injected_failure_fails_the_run_and_undoes_what_was_done(
     deployment: tuple[Path, int], tmp_path: Path
 ) -> None:
     root, port = deployment
     done = deploy(root, port, tmp_path / "t.db", "-p", "fail_at=switch")
-    assert done.returncode == 1
+    assert done.returncode == 3, done.stdout[-3000:]  # failed, rolled back cleanly
     assert "injected failure at switch" in done.stdout
     assert not (root / "current").exists()
+    assert not (root / "releases" / "1.1.0").exists()  # build-release was compensated
+
+
+def test_a_failed_health_check_rolls_back_to_the_release_that_served_before(
+    deployment: tuple[Path, int], tmp_path: Path
+) -> None:
+    root, port = deployment
+    db = tmp_path / "t.db"
+    assert deploy(root, port, db, "-p", "version=1.1.0").returncode == 0
+
+    failed = deploy(root, port, db, "-p", "version=1.2.0", "-p", "fail_at=health")
+
+    assert failed.returncode == 3, failed.stdout[-3000:]  # failed, and rolled back cleanly
+    assert health(port) == {"status": "ok", "version": "1.1.0", "schema": "1.1.0"}
+    assert (root / "current").resolve() == (root / "releases" / "1.1.0").resolve()
+    assert not (root / "releases" / "1.2.0").exists()
