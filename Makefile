@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 SAMPLE ?= sample_workflows/local-service/deploy.yaml
 SAMPLE_ROOT ?= /tmp/tempeh-local-service
 
-.PHONY: run stop-sample test lint types unit bench clean
+.PHONY: run stop-sample test lint types unit tools bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "tempeh needs Python 3.11+, $(PYTHON) is " + sys.version.split()[0] or 0)'
@@ -30,7 +30,11 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+# The end-to-end tests drive tempeh in tmux; install it where it is missing (Debian, as root).
+tools:
+	@command -v tmux >/dev/null || { apt-get update -qq && apt-get install -y -qq tmux; }
+
+unit: $(STAMP) tools
 	$(BIN)/pytest
 
 test: lint types unit
