@@ -203,6 +203,22 @@ def _print_run(run: RunRecord, console: Console) -> None:
         console.print(Text(run.message))
     if run.source:
         console.print(Text(f"from {run.source}", style="dim"))
+    for question in run.waiting_for:
+        answer = (
+            f"tempeh approve {run.id} {question.unit}"
+            if question.kind == "approval"
+            else f"tempeh decide {run.id} {question.unit} retry|skip|rollback|abort"
+        )
+        console.print(
+            Text.assemble(
+                (
+                    f"waiting for {'approval' if question.kind == 'approval' else 'a decision'}: ",
+                    "bold yellow",
+                ),
+                f"{question.unit}: {question.summary}  ",
+                (f"(answer: {answer})", "dim"),
+            )
+        )
 
     table = Table(show_edge=False, pad_edge=False, header_style="bold")
     table.add_column("step", no_wrap=True)

@@ -30,6 +30,19 @@ def _positive(text: str) -> int:
     return value
 
 
+def _wait_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--wait-for-decision",
+        nargs="?",
+        const="forever",
+        default=None,
+        metavar="TIMEOUT",
+        help="when a step needs its operator (on_failure: pause, an approval gate), wait for "
+        "`tempeh decide`/`tempeh approve` from another terminal, for TIMEOUT (e.g. 30m; "
+        "default: forever); exit 5 if nobody answers in time",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -103,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--approve", action="append", default=[], metavar="STEP", help="approve this gate"
     )
     p.add_argument("--json", action="store_true", help="one JSON event per line")
+    _wait_option(p)
     p.set_defaults(handler=_handler("tempeh_tui.cli.run", "run"))
 
     p = sub.add_parser(
@@ -123,7 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--approve", action="append", default=[], metavar="STEP", help="approve this gate"
     )
+    p.add_argument(
+        "--on-failure",
+        choices=["pause", "rollback", "continue", "abort"],
+        help="what a step failing for good does (default: the workflow's on_failure)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON event per line")
+    _wait_option(p)
     p.set_defaults(handler=_handler("tempeh_tui.cli.run", "resume"))
 
     p = sub.add_parser("graph", parents=[common], help="print the dependency graph")
@@ -212,4 +232,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--headless", action="store_true", help="no application (the default for now)")
     p.add_argument("--json", action="store_true", help="the plan as JSON; one JSON event per line")
     p.set_defaults(handler=_handler("tempeh_tui.cli.rollback", "rollback"))
+
+    p = sub.add_parser(
+        "decide",
+        parents=[common],
+        help="answer a run waiting for a decision on a failed step",
+        description="Answer a step that failed under on_failure: pause in a run started with "
+        "--wait-for-decision: retry it, skip it (its dependents run), roll the run back, or "
+        "abort. Exit 2 if that step waits for no decision.",
+    )
+    p.add_argument("run", metavar="RUN", help="a run id (or a unique prefix)")
+    p.add_argument("step", metavar="STEP")
+    p.add_argument("decision", choices=["retry", "skip", "rollback", "abort"])
+    p.set_defaults(handler=_handler("tempeh_tui.cli.decide", "decide"))
+
+    p = sub.add_parser(
+        "approve",
+        parents=[common],
+        help="approve a run's waiting approval gate",
+        description="Approve a step's approval gate (`confirm`) that a run started with "
+        "--wait-for-decision waits on; who and when is recorded. Exit 2 if that step waits "
+        "for no approval.",
+    )
+    p.add_argument("run", metavar="RUN", help="a run id (or a unique prefix)")
+    p.add_argument("step", metavar="STEP")
+    p.set_defaults(handler=_handler("tempeh_tui.cli.decide", "approve"))
     return parser

@@ -20,9 +20,11 @@ import anyio
 from tempeh_tui.cli.headless import HeadlessView, choose_view
 from tempeh_tui.definition import load_workflow
 from tempeh_tui.definition.params import parse_param_assignments, resolve_params
+from tempeh_tui.definition.types import parse_duration
 from tempeh_tui.engine.engine import WorkflowEngine
 from tempeh_tui.engine.results import RunResult
 from tempeh_tui.engine.resume import ResumePlan
+from tempeh_tui.errors import TempehError
 from tempeh_tui.store import open_store
 
 __all__ = ["resume", "run"]
@@ -35,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     workflow = load_workflow(Path(args.file))
     params = parse_param_assignments(args.params)
     resolve_params(workflow, params)  # refuse bad params before anything opens
+    wait, timeout = _waiting(args)
 
     def start(engine: WorkflowEngine) -> Awaitable[RunResult]:
         return engine.execute_workflow(
@@ -44,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
             on_failure=args.on_failure,
             approve=args.approve,
             approve_all=args.yes,
+            wait_for_decision=wait,
+            decision_timeout=timeout,
         )
 
     return _drive(args, start)
@@ -51,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
 def resume(args: argparse.Namespace) -> int:
     view_json = bool(args.json)
+    wait, timeout = _waiting(args)
 
     def start(engine: WorkflowEngine) -> Awaitable[RunResult]:
         return engine.resume(
@@ -60,9 +66,25 @@ def resume(args: argparse.Namespace) -> int:
             approve=args.approve,
             approve_all=args.yes,
             explain=lambda plan: _explain(plan, as_json=view_json),
+            on_failure=args.on_failure,
+            wait_for_decision=wait,
+            decision_timeout=timeout,
         )
 
     return _drive(args, start)
+
+
+def _waiting(args: argparse.Namespace) -> tuple[bool, float | None]:
+    """`--wait-for-decision [TIMEOUT]`: whether to wait, and for how long (None: forever)."""
+    given: str | None = args.wait_for_decision
+    if given is None:
+        return False, None
+    if given == "forever":
+        return True, None
+    try:
+        return True, parse_duration(given)
+    except ValueError as exc:
+        raise TempehError(f"--wait-for-decision: {exc}") from exc
 
 
 def _drive(args: argparse.Namespace, start: Start) -> int:

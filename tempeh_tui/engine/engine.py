@@ -26,6 +26,13 @@ import anyio
 from tempeh_tui.definition.loader import WorkflowSource, load_workflow
 from tempeh_tui.definition.models import OnFailure, Workflow
 from tempeh_tui.definition.params import resolve_params
+from tempeh_tui.engine.decisions import (
+    APPROVE,
+    Decision,
+    DecisionDesk,
+    Decisions,
+    QuestionKind,
+)
 from tempeh_tui.engine.executor import DEFAULT_GRACE, Executor
 from tempeh_tui.engine.host_load import HostLoad, PsutilHostLoad
 from tempeh_tui.engine.recovery import ErrorRecovery, Sleep
@@ -52,7 +59,7 @@ from tempeh_tui.events import (
 )
 from tempeh_tui.events.bus import Subscriber, event_stream
 from tempeh_tui.graph.build import build_graph
-from tempeh_tui.store.base import RunRecord, Store
+from tempeh_tui.store.base import DecisionRecord, RunRecord, Store
 
 __all__ = ["WorkflowEngine", "new_run_id"]
 
@@ -78,8 +85,11 @@ class WorkflowEngine:
         host_load: HostLoad | None = None,
         environ: Mapping[str, str] | None = None,
         grace: float = DEFAULT_GRACE,
+        decisions: Decisions | None = None,
     ) -> None:
         self._executor = executor
+        self._decisions = decisions
+        self._desk: Decisions | None = None
         self._store = store
         self._sleep = sleep
         self._rng = rng
@@ -122,6 +132,27 @@ class WorkflowEngine:
         if self._scheduler is not None:
             self._scheduler.stop(StopReason(StepStatus.INTERRUPTED, message))
 
+    async def decide(
+        self, run_id: str, step: str, decision: Decision | str, *, by: str | None = None
+    ) -> DecisionRecord:
+        """Answer a step of this engine's run that failed under `pause` and waits (SPEC 5.2):
+        the same path `tempeh decide` takes. Raises NothingWaits."""
+        return await self._answer(run_id, step, QuestionKind.FAILURE, Decision(decision), by)
+
+    async def approve(self, run_id: str, step: str, *, by: str | None = None) -> DecisionRecord:
+        """Approve a waiting approval gate (what `tempeh approve` does). Raises NothingWaits."""
+        return await self._answer(run_id, step, QuestionKind.APPROVAL, APPROVE, by)
+
+    async def _answer(
+        self, run_id: str, step: str, kind: QuestionKind, value: str, by: str | None
+    ) -> DecisionRecord:
+        desk = self._desk or self._decisions
+        if desk is None:
+            from tempeh_tui.engine.decisions import NothingWaits
+
+            raise NothingWaits(run_id, step, kind)
+        return await desk.answer(run_id, step, kind, value, by)
+
     # --- running -------------------------------------------------------------------------
 
     async def execute_workflow(
@@ -136,6 +167,8 @@ class WorkflowEngine:
         approve: Iterable[str] = (),
         approve_all: bool = False,
         run_id: str | None = None,
+        wait_for_decision: bool = False,
+        decision_timeout: float | None = None,
     ) -> RunResult:
         """Run `workflow` (a Workflow, a dict such as the seed's example, or a path)."""
         wf = load_workflow(workflow)
@@ -147,12 +180,14 @@ class WorkflowEngine:
             policy=_policy(wf, on_failure, auto_rollback),
             max_concurrency=max_concurrency or wf.max_concurrency,
             approvals=Approvals(approve_all, frozenset(approve)),
+            wait_for_decision=wait_for_decision,
+            decision_timeout=decision_timeout,
         )
         async with AsyncExitStack() as stack:
             store: Store | None = None
             if enable_checkpointing:
                 store = await self._open_store(stack)
-            elif run.policy is OnFailure.ROLLBACK:
+            elif run.policy in (OnFailure.ROLLBACK, OnFailure.PAUSE):
                 from tempeh_tui.store.memory import MemoryStore
 
                 store = MemoryStore()  # a rollback reads what succeeded from a store
@@ -173,6 +208,8 @@ class WorkflowEngine:
         approve: Iterable[str] = (),
         approve_all: bool = False,
         explain: Callable[[ResumePlan], None] | None = None,
+        wait_for_decision: bool = False,
+        decision_timeout: float | None = None,
     ) -> RunResult:
         """Continue a run from its last checkpoint, with the definition stored with it (SPEC 4).
 
@@ -193,6 +230,11 @@ class WorkflowEngine:
                 raise InDoubt(record.id, unconfirmed)
             await stack.enter_async_context(store.lease(record.id))
             await kill_leftovers(record, self._grace)
+            for stale in record.waiting_for:  # the process that asked is gone
+                if stale.kind == QuestionKind.FAILURE:  # approvals given meanwhile still count
+                    await store.answer_decision(
+                        record.id, stale.unit, stale.kind, "withdrawn", "tempeh resume"
+                    )
             run = _RunSetup(
                 workflow=workflow,
                 params=dict(record.params),
@@ -205,6 +247,8 @@ class WorkflowEngine:
                 probe=plan.probes(),
                 resumed=True,
                 first_seq=await store.last_seq(record.id),
+                wait_for_decision=wait_for_decision,
+                decision_timeout=decision_timeout,
             )
             return await self._drive(run, store, stack)
 
@@ -219,6 +263,9 @@ class WorkflowEngine:
             bus.subscribe(subscriber)
         if store is not None:
             bus.subscribe(store.record)
+        desk = self._decisions or DecisionDesk(
+            store, wait=run.wait_for_decision, timeout=run.decision_timeout
+        )
         tmpdir = tempfile.mkdtemp(prefix=f"tempeh-{run.run_id}-")
         stack.callback(shutil.rmtree, tmpdir, ignore_errors=True)
         results: dict[str, UnitResult] = {}
@@ -237,6 +284,7 @@ class WorkflowEngine:
             before_spawn=store.flush if store is not None else None,
             attempts_before=run.attempts_before,
             probe=run.probe,
+            decisions=desk,
         )
         scheduler = Scheduler(
             services,
@@ -258,6 +306,7 @@ class WorkflowEngine:
             resumed=run.resumed,
         )
         self._scheduler = scheduler
+        self._desk = desk
         try:
             if store is None:
                 await scheduler.run(run.reused)
@@ -267,13 +316,16 @@ class WorkflowEngine:
         finally:
             self._scheduler = None
         status, message = _run_status(results, scheduler.stopped)
+        if scheduler.timed_out is not None and status is not RunStatus.INTERRUPTED:
+            status, message = RunStatus.PAUSED, scheduler.timed_out
         counts: dict[str, int] = {}
         for result in results.values():
             counts[result.status.value] = counts.get(result.status.value, 0) + 1
         bus.emit(RunFinished, status=status, message=message, counts=counts)
         if store is not None:
             await store.flush()
-        if status is RunStatus.FAILED and run.policy is OnFailure.ROLLBACK and store is not None:
+        rolls_back = run.policy is OnFailure.ROLLBACK or scheduler.rollback_requested
+        if status is RunStatus.FAILED and rolls_back and store is not None:
             status, message = await self._roll_back(run, store, bus, services.executor, environ)
         return RunResult(run.run_id, wf.name, status, dict(results), message, started, time.time())
 
@@ -320,6 +372,9 @@ class _RunSetup:
     probe: frozenset[str] = frozenset()
     resumed: bool = False
     first_seq: int = 0
+    wait_for_decision: bool = False
+    """Headless, wait for `tempeh decide`/`approve` answers through the store."""
+    decision_timeout: float | None = None
 
 
 def _policy(wf: Workflow, on_failure: OnFailure | str | None, auto_rollback: bool) -> OnFailure:

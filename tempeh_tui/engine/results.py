@@ -30,6 +30,8 @@ class UnitResult:
     """Skipped because something it needs failed: its dependents cannot run either."""
     tolerated: bool = False
     """Failed, but `continue_on_error` lets dependents run and the run succeed."""
+    awaited_decision_in_vain: bool = False
+    """Failed because nobody answered its question in time (`--wait-for-decision T`)."""
 
     @property
     def counts_as_done(self) -> bool:
@@ -76,7 +78,8 @@ class RunResult:
 
 
 def exit_code_for(status: RunStatus) -> int:
-    """SPEC 6: 0 succeeded, 1 failed, 3 rolled back, 4 rollback failed, 130 interrupted."""
+    """SPEC 6: 0 succeeded, 1 failed, 3 rolled back, 4 rollback failed, 5 nobody decided
+    in time (the run is left `paused`), 130 interrupted."""
     return {
         RunStatus.SUCCEEDED: 0,
         RunStatus.FAILED: 1,

@@ -19,17 +19,26 @@ from anyio.abc import TaskGroup
 
 from tempeh_tui.definition.expressions import ExpressionError, evaluate
 from tempeh_tui.definition.models import ErrorClass, OnFailure, ResourceLimits, Severity
+from tempeh_tui.engine.decisions import (
+    FAILURE_CHOICES,
+    Decision,
+    DecisionTimedOut,
+    QuestionKind,
+)
 from tempeh_tui.engine.host_load import HostLoad
 from tempeh_tui.engine.results import UnitResult
 from tempeh_tui.engine.unit_runner import RunServices, UnitRunner
 from tempeh_tui.events import (
     ConcurrencyChanged,
+    DecisionAnswered,
+    DecisionRequested,
     StepFinished,
     StepStatus,
     StepStatusChanged,
 )
 from tempeh_tui.graph.analysis import priorities
 from tempeh_tui.graph.build import Unit, WorkflowGraph
+from tempeh_tui.store.base import DecisionRecord
 
 __all__ = ["Scheduler", "StopReason"]
 
@@ -83,6 +92,13 @@ class Scheduler:
         self._overloaded: str | None = None
         self._finished = anyio.Event()
         self._tg: TaskGroup | None = None
+        self._asking: dict[str, anyio.CancelScope] = {}  # units waiting for their operator
+        self._settled: set[str] = set()  # failures an operator's decision has dealt with
+        self._attempts_made: dict[str, int] = {}  # a retried unit numbers its attempts on
+        self.rollback_requested = False
+        """An operator decided `rollback`: the engine rolls back once the units are done."""
+        self.timed_out: str | None = None
+        """Why the run stopped: nobody decided in time (the run ends `paused`, exit 5)."""
 
     # --- public controls -----------------------------------------------------------------
 
@@ -115,6 +131,8 @@ class Scheduler:
         if self.stopped is None:
             self.stopped = reason
             self.on_message(reason.message)
+        for scope in self._asking.values():
+            scope.cancel()  # nobody waits for an answer any more
         if grace is None:
             for scope in self._running.values():
                 scope.cancel()
@@ -139,6 +157,9 @@ class Scheduler:
             immediate = self._judge(name)
             if immediate is None:
                 heapq.heappush(self._ready, (-self._rank[name], self._order[name], name))
+                continue
+            if self._should_ask(immediate):
+                self._ask_later(immediate)
                 continue
             stack.extend(reversed(self._record(name, immediate)))
 
@@ -240,6 +261,7 @@ class Scheduler:
 
     async def _run_unit(self, unit: Unit, scope: anyio.CancelScope) -> None:
         runner = UnitRunner(self.s, unit)
+        runner.attempts = max(runner.attempts, self._attempts_made.get(unit.name, 0))
         result: UnitResult | None = None
         with scope:
             result = await runner.run()
@@ -259,7 +281,12 @@ class Scheduler:
         self._pools.subtract(unit.step.resources)
         if unit.step.exclusive:
             self._exclusive_running = False
-        self._complete(unit.name, result)
+        if result.awaited_decision_in_vain:
+            self._time_out(result)
+        elif self._should_ask(result):
+            self._ask_later(result)
+        else:
+            self._complete(unit.name, result)
         self._dispatch()
 
     # --- finishing -----------------------------------------------------------------------
@@ -297,7 +324,7 @@ class Scheduler:
 
     def _failed_for_good(self, name: str) -> None:
         policy = self.on_failure
-        if policy is OnFailure.CONTINUE:
+        if policy is OnFailure.CONTINUE or name in self._settled:
             return
         if policy is OnFailure.ROLLBACK:
             message = (
@@ -308,12 +335,131 @@ class Scheduler:
             return
         if policy is OnFailure.ABORT:
             message = f"'{name}' failed; aborting (on_failure: abort)"
+        elif policy is OnFailure.PAUSE:
+            message = (
+                f"'{name}' failed; on_failure: pause, but nobody can be asked here, so the run "
+                "aborts (run with --wait-for-decision to wait for `tempeh decide`)"
+            )
         else:
             message = (
                 f"'{name}' failed; on_failure: {policy.value} is not available yet, "
                 "so the run aborts"
             )
         self.stop(StopReason(StepStatus.CANCELLED, message))
+
+    # --- operator decisions (on_failure: pause) ------------------------------------------
+
+    def _should_ask(self, result: UnitResult) -> bool:
+        return (
+            self.on_failure is OnFailure.PAUSE
+            and self.s.decisions.can_ask
+            and self.stopped is None
+            and result.status is StepStatus.FAILED
+            and not result.tolerated
+        )
+
+    def _ask_later(self, result: UnitResult) -> None:
+        """The unit stays open (not in `results`) while its operator decides."""
+        assert self._tg is not None
+        scope = anyio.CancelScope()
+        self._asking[result.name] = scope
+        self._tg.start_soon(self._ask, result, scope, name=f"decide {result.name}")
+
+    async def _ask(self, result: UnitResult, scope: anyio.CancelScope) -> None:
+        name = result.name
+        summary = result.reason or f"ended {result.status.value}"
+        self.s.bus.emit(
+            StepStatusChanged,
+            step=name,
+            status=StepStatus.FAILED,
+            reason=f"{summary}; waiting for a decision: {' | '.join(FAILURE_CHOICES)}",
+        )
+        self.s.bus.emit(
+            DecisionRequested,
+            step=name,
+            kind=QuestionKind.FAILURE.value,
+            question=summary,
+            choices=FAILURE_CHOICES,
+        )
+        if self.s.before_spawn is not None:
+            await self.s.before_spawn()  # the run is `paused` in the store before anyone looks
+        question = DecisionRecord(
+            run_id=self.s.scope.run_id,
+            unit=name,
+            kind=QuestionKind.FAILURE.value,
+            asked_at=time.time(),
+            summary=summary,
+        )
+        answer: str | None = None
+        how = "withdrawn"
+        by: str | None = None
+        with scope:
+            try:
+                got = await self.s.decisions.ask(question)
+                answer, by, how = got.value, got.by, got.value
+            except DecisionTimedOut as exc:
+                how = "timed out"
+                self.timed_out = str(exc)
+        del self._asking[name]
+        self.s.bus.emit(
+            DecisionAnswered,
+            step=name,
+            kind=QuestionKind.FAILURE.value,
+            answer=how,
+            answered_by=by,
+            still_waiting=len(self._asking),
+        )
+        self._decided(result, answer, by)
+        self._dispatch()
+
+    def _decided(self, result: UnitResult, answer: str | None, by: str | None) -> None:
+        name = result.name
+        if answer is None:  # timed out, or the run stopped meanwhile
+            if self.timed_out is not None and self.stopped is None:
+                self._time_out(result)
+            else:
+                self._settled.add(name)
+                self._complete(name, result)
+            return
+        decision = Decision(answer)
+        who = f" by {by}" if by else ""
+        self.on_message(f"'{name}': {decision.value} (decided{who})")
+        if decision is Decision.RETRY:
+            self._attempts_made[name] = result.attempts
+            self._ready_all([name])  # judged again: its `when` may have failed, not its run
+            return
+        self._settled.add(name)
+        if decision is Decision.SKIP:
+            skipped = UnitResult(
+                name,
+                StepStatus.SKIPPED,
+                attempts=result.attempts,
+                started_at=result.started_at,
+                ended_at=result.ended_at,
+                exit_code=result.exit_code,
+                error_class=result.error_class,
+                reason=f"failed, then skipped by the operator{who}: {result.reason}",
+            )
+            self._complete(name, skipped)
+            return
+        if decision is Decision.ROLLBACK:
+            self.rollback_requested = True
+            message = (
+                f"'{name}' failed; rolling back (decided{who}): no new steps start, "
+                f"running ones get {self.rollback_grace:g}s to finish"
+            )
+            self.stop(StopReason(StepStatus.CANCELLED, message), grace=self.rollback_grace)
+        else:
+            self.stop(StopReason(StepStatus.CANCELLED, f"'{name}' failed; aborting (decided{who})"))
+        self._complete(name, result)
+
+    def _time_out(self, result: UnitResult) -> None:
+        """Nobody decided in time: start nothing more; the run ends `paused` (exit 5)."""
+        self._settled.add(result.name)
+        self.timed_out = self.timed_out or result.reason or f"no decision for '{result.name}'"
+        message = f"{self.timed_out}; the run stops (`tempeh resume` continues it)"
+        self.stop(StopReason(StepStatus.CANCELLED, message), grace=self.rollback_grace)
+        self._complete(result.name, result)
 
     # --- host load -----------------------------------------------------------------------
 

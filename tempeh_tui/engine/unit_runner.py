@@ -16,6 +16,14 @@ import anyio
 from tempeh_tui.definition.expressions import ExpressionError, evaluate, render_template
 from tempeh_tui.definition.models import ErrorClass, RetryPolicy, Severity
 from tempeh_tui.engine.context import StepContext
+from tempeh_tui.engine.decisions import (
+    APPROVE,
+    DecisionDesk,
+    Decisions,
+    DecisionTimedOut,
+    QuestionKind,
+    approval_hash,
+)
 from tempeh_tui.engine.executor import (
     ExecResult,
     Executor,
@@ -27,15 +35,18 @@ from tempeh_tui.engine.rendering import RunScope, render_shell
 from tempeh_tui.engine.results import UnitResult
 from tempeh_tui.engine.secrets import Masker
 from tempeh_tui.events import (
+    DecisionAnswered,
+    DecisionRequested,
     EventBus,
     StepOutput,
     StepRetrying,
     StepSpawned,
     StepStarted,
     StepStatus,
+    StepStatusChanged,
 )
 from tempeh_tui.graph.build import Unit
-from tempeh_tui.store.base import Store
+from tempeh_tui.store.base import DecisionRecord, Store
 
 __all__ = ["Approvals", "RunServices", "UnitRunner"]
 
@@ -76,6 +87,8 @@ class RunServices:
     """Units in doubt after a crash whose `check` probe runs first (exit 0: already done)."""
     process_groups: set[int] = field(default_factory=set)
     """Process groups of the attempts running now (for killing at once on a second SIGINT)."""
+    decisions: Decisions = field(default_factory=lambda: DecisionDesk(None))
+    """Where questions for the operator go (failures under `pause`, approval gates)."""
 
 
 class _Observer:
@@ -139,7 +152,7 @@ class UnitRunner:
             if hit is not None:
                 return hit
         if self.step.confirm is not None:
-            denied = self._confirm()
+            denied = await self._confirm()
             if denied is not None:
                 return denied
             if self.step.run is None:
@@ -368,23 +381,86 @@ class UnitRunner:
             note,
         )
 
-    def _confirm(self) -> UnitResult | None:
+    async def _confirm(self) -> UnitResult | None:
         assert self.step.confirm is not None
+        scope = self._scope({}, 1)
         try:
-            question = render_template(self.step.confirm, self._scope({}, 1))
+            question = render_template(self.step.confirm, scope)
+            command, values = (
+                render_shell(self.step.run, scope) if self.step.run is not None else (None, {})
+            )
         except ExpressionError as exc:
             return self._failed(self._expression_failure(f"confirm: {exc}"), {})
         if self.s.approvals.granted(self.unit):
             self._note(f"approved in advance: {question}")
             return None
-        reason = f"needs approval: {question} (run again with --approve {self.step.name} or --yes)"
-        self._note(reason)
-        return self._result(
-            StepStatus.FAILED,
-            error_class=ErrorClass.PERMANENT.value,
-            severity=Severity.MEDIUM.value,
-            reason=reason,
+        decisions = self.s.decisions
+        tied_to = approval_hash(question, command, values)
+        before = await decisions.approved_before(self.s.scope.run_id, self.unit.name, tied_to)
+        if before is not None:
+            self._note(f"approved by {before.by} (stored; the same inputs): {question}")
+            return None
+        if not decisions.can_ask:
+            reason = (
+                f"needs approval: {question} (run again with --approve {self.step.name} or "
+                "--yes, or with --wait-for-decision and answer with `tempeh approve`)"
+            )
+            self._note(reason)
+            return self._result(
+                StepStatus.FAILED,
+                error_class=ErrorClass.PERMANENT.value,
+                severity=Severity.MEDIUM.value,
+                reason=reason,
+            )
+        return await self._await_approval(question, tied_to)
+
+    async def _await_approval(self, question: str, tied_to: str) -> UnitResult | None:
+        """Wait for `tempeh approve RUN STEP` (or the app); the question is stored first."""
+        bus = self.s.bus
+        kind = QuestionKind.APPROVAL.value
+        waiting = f"waiting for approval: {question} (`tempeh approve {self.s.scope.run_id} "
+        waiting += f"{self.step.name}`)"
+        bus.emit(
+            StepStatusChanged,
+            step=self.unit.name,
+            status=StepStatus.AWAITING_CONFIRMATION,
+            reason=waiting,
         )
+        bus.emit(
+            DecisionRequested, step=self.unit.name, kind=kind, question=question, choices=(APPROVE,)
+        )
+        self._note(waiting)
+        if self.s.before_spawn is not None:
+            await self.s.before_spawn()
+        record = DecisionRecord(
+            run_id=self.s.scope.run_id,
+            unit=self.unit.name,
+            kind=kind,
+            asked_at=time.time(),
+            summary=question,
+            input_hash=tied_to,
+        )
+        try:
+            answer = await self.s.decisions.ask(record)
+        except DecisionTimedOut as exc:
+            bus.emit(DecisionAnswered, step=self.unit.name, kind=kind, answer="timed out")
+            self._note(str(exc))
+            return self._result(
+                StepStatus.FAILED,
+                error_class=ErrorClass.PERMANENT.value,
+                severity=Severity.MEDIUM.value,
+                reason=f"needs approval: {question} ({exc})",
+                awaited_decision_in_vain=True,
+            )
+        bus.emit(
+            DecisionAnswered,
+            step=self.unit.name,
+            kind=kind,
+            answer=answer.value,
+            answered_by=answer.by,
+        )
+        self._note(f"approved by {answer.by}: {question}")
+        return None
 
     def _cache_key(self) -> str:
         assert self.step.cache is not None

@@ -4,6 +4,8 @@ from tempeh_tui.events.bus import EventBus as EventBus
 from tempeh_tui.events.states import RunStatus as RunStatus
 from tempeh_tui.events.states import StepStatus as StepStatus
 from tempeh_tui.events.types import ConcurrencyChanged as ConcurrencyChanged
+from tempeh_tui.events.types import DecisionAnswered as DecisionAnswered
+from tempeh_tui.events.types import DecisionRequested as DecisionRequested
 from tempeh_tui.events.types import Event as Event
 from tempeh_tui.events.types import RollbackFinished as RollbackFinished
 from tempeh_tui.events.types import RollbackPlanned as RollbackPlanned
@@ -20,6 +22,8 @@ from tempeh_tui.events.types import StepStatusChanged as StepStatusChanged
 
 __all__ = [
     "ConcurrencyChanged",
+    "DecisionAnswered",
+    "DecisionRequested",
     "Event",
     "EventBus",
     "RollbackFinished",

@@ -17,6 +17,8 @@ from tempeh_tui.events.states import RunStatus, StepStatus
 __all__ = [
     "EVENT_TYPES",
     "ConcurrencyChanged",
+    "DecisionAnswered",
+    "DecisionRequested",
     "Event",
     "RollbackFinished",
     "RollbackPlanned",
@@ -204,10 +206,34 @@ class RollbackFinished(Event):
     counts: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DecisionRequested(Event):
+    """A unit waits for its operator (SPEC 5.2): the run is `paused` while any question waits."""
+
+    type: ClassVar[str] = "decision_requested"
+    kind: str  # "failure" (retry | skip | rollback | abort) or "approval" (yes)
+    question: str
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DecisionAnswered(Event):
+    """A question was answered (or the run stopped waiting: `timed out`, `withdrawn`)."""
+
+    type: ClassVar[str] = "decision_answered"
+    kind: str
+    answer: str
+    answered_by: str | None = None
+    still_waiting: int = 0
+    """Questions of the run that still wait: the run stays `paused` while there are any."""
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
         RunStarted,
+        DecisionRequested,
+        DecisionAnswered,
         RunFinished,
         StepStatusChanged,
         StepStarted,

@@ -21,6 +21,7 @@ __all__ = [
     "LEASE_TIMEOUT",
     "AttemptRecord",
     "CachedResult",
+    "DecisionRecord",
     "LeaseLost",
     "LogRecord",
     "PruneResult",
@@ -230,6 +231,43 @@ class RollbackRecord:
 
 
 @dataclass(frozen=True)
+class DecisionRecord:
+    """A question a run put to its operator (SPEC 5.2: a failure; 1: an approval gate), and
+    its answer once one came: who answered, and when."""
+
+    run_id: str
+    unit: str
+    kind: str
+    """`failure` (answers: retry, skip, rollback, abort) or `approval` (answer: yes)."""
+    asked_at: float
+    summary: str
+    """The failure's summary, or the rendered confirm text."""
+    input_hash: str | None = None
+    """An approval's hash of the rendered command and inputs: changed inputs void it."""
+    answer: str | None = None
+    """None while it waits; `timed out` or `withdrawn` when the run stopped waiting."""
+    answered_by: str | None = None
+    answered_at: float | None = None
+    id: int = 0
+
+    @property
+    def waiting(self) -> bool:
+        return self.answer is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "unit": self.unit,
+            "kind": self.kind,
+            "asked_at": _iso(self.asked_at),
+            "summary": self.summary,
+            "input_hash": self.input_hash,
+            "answer": self.answer,
+            "answered_by": self.answered_by,
+            "answered_at": _iso(self.answered_at),
+        }
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """A run: what it ran (the definition as stored) and how it stands."""
 
@@ -251,6 +289,13 @@ class RunRecord:
     """Who drives the run now, as the store last heard (alive or not: see `Store.lease`)."""
     rollbacks: tuple[RollbackRecord, ...] = ()
     """The rollback history, oldest first; filled by `get_run`, empty in `list_runs`."""
+    decisions: tuple[DecisionRecord, ...] = ()
+    """The questions put to the operator, oldest first; filled by `get_run`."""
+
+    @property
+    def waiting_for(self) -> tuple[DecisionRecord, ...]:
+        """The questions that wait for an answer now."""
+        return tuple(d for d in self.decisions if d.waiting)
 
     def to_json(self, *, with_steps: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -267,6 +312,7 @@ class RunRecord:
         if with_steps:
             out["steps"] = [s.to_json() for s in self.steps]
             out["rollbacks"] = [r.to_json() for r in self.rollbacks]
+            out["decisions"] = [d.to_json() for d in self.decisions]
         return out
 
 
@@ -374,6 +420,23 @@ class Store(Protocol):
         the way out (also on error or cancellation). A lease the process held already is
         renewed but not released at the end (its first taker releases it). If the lease is
         lost meanwhile, the block is cancelled and LeaseLost raised."""
+        ...
+
+    # -- operator decisions (SPEC 5.2, 6) -------------------------------------------------
+
+    async def ask_decision(self, question: DecisionRecord) -> int:
+        """Store a question (durable when this returns); returns its id."""
+        ...
+
+    async def answer_decision(
+        self, run_id: str, unit: str, kind: str, answer: str, answered_by: str
+    ) -> DecisionRecord | None:
+        """Answer the newest waiting question of `kind` for `unit` (a unit's name, or a step's:
+        then any of its instances); None if none waits. `run_id` is the full id."""
+        ...
+
+    async def decisions(self, run_id: str) -> list[DecisionRecord]:
+        """Every question the run asked, oldest first, answered or not."""
         ...
 
     # -- housekeeping --------------------------------------------------------------------

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from collections import deque
@@ -13,6 +14,7 @@ from typing import Any
 from tempeh_tui.events import Event
 from tempeh_tui.store.base import (
     CachedResult,
+    DecisionRecord,
     LeaseLost,
     LogRecord,
     PruneResult,
@@ -22,6 +24,7 @@ from tempeh_tui.store.base import (
     StoreError,
 )
 from tempeh_tui.store.buffer import EventBuffer
+from tempeh_tui.store.decisions import answer_row, pick_waiting
 from tempeh_tui.store.lease import (
     LEASE_COLUMNS,
     LeaseKeeper,
@@ -78,6 +81,7 @@ class MemoryStore(EventBuffer, LeaseKeeper):
         self._logs: dict[tuple[str, int], Row] = {}
         self._log_units: dict[tuple[str, str], UnitLog] = {}
         self._rollbacks: dict[tuple[str, str], Row] = {}
+        self._decisions: dict[tuple[str, int], DecisionRecord] = {}
         self._actions: dict[tuple[str, str, str], Row] = {}
         self._log_tails: dict[tuple[str, str], deque[int]] = {}
         """Each unit's stored tail lines' sequence numbers, oldest first."""
@@ -232,10 +236,29 @@ class MemoryStore(EventBuffer, LeaseKeeper):
             self._log_tails,
             self._rollbacks,
             self._actions,
+            self._decisions,
         )
         for rows in tables:
             for key in [k for k in rows if k[0] == run_id]:
                 del rows[key]
+
+    async def ask_decision(self, question: DecisionRecord) -> int:
+        number = len(self._decisions) + 1 + max((k[1] for k in self._decisions), default=0)
+        self._decisions[(question.run_id, number)] = dataclasses.replace(question, id=number)
+        return number
+
+    async def answer_decision(
+        self, run_id: str, unit: str, kind: str, answer: str, answered_by: str
+    ) -> DecisionRecord | None:
+        found = pick_waiting(await self.decisions(run_id), unit, kind)
+        if found is None:
+            return None
+        answered = dataclasses.replace(found, **answer_row(answer, answered_by))
+        self._decisions[(run_id, found.id)] = answered
+        return answered
+
+    async def decisions(self, run_id: str) -> list[DecisionRecord]:
+        return [d for (run, _), d in sorted(self._decisions.items()) if run == run_id]
 
     async def list_runs(self, limit: int = 20) -> list[RunRecord]:
         newest = sorted(
@@ -274,7 +297,8 @@ class MemoryStore(EventBuffer, LeaseKeeper):
             )
             for r in rollbacks
         ]
-        return run_from_row(row, steps, past)
+        asked = tuple(await self.decisions(row["id"]))
+        return dataclasses.replace(run_from_row(row, steps, past), decisions=asked)
 
     def _find_run(self, run_id: str) -> Row:
         if run_id in self._runs:

@@ -16,6 +16,8 @@ from typing import Any
 
 from tempeh_tui.events import (
     ConcurrencyChanged,
+    DecisionAnswered,
+    DecisionRequested,
     Event,
     RollbackFinished,
     RollbackPlanned,
@@ -177,6 +179,10 @@ def _project_one(changes: Changes, event: Event) -> None:
         run.set("status", event.status.value)
         run.set("ended_at", event.ts)
         run.set("message", event.message)
+    elif isinstance(event, DecisionRequested):
+        changes.run(event.run_id).set("status", "paused")
+    elif isinstance(event, DecisionAnswered):
+        changes.run(event.run_id).set("status", "paused" if event.still_waiting else "running")
     elif isinstance(event, ConcurrencyChanged):
         changes.run(event.run_id).set("max_concurrency", event.max_concurrency)
     elif isinstance(event, RollbackPlanned):

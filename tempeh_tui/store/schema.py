@@ -14,6 +14,9 @@ stands (see `log_cap`); a version 1 store's lines all count as their unit's head
 
 Version 3: the rollback history (SPEC 5.3): `rollbacks`, one row per rollback of a run (its plan,
 who asked and when, how it ended), and `rollback_actions`, one row per unit it compensated.
+
+Version 4: operator decisions (SPEC 5.2, 6): `decisions`, one row per question a run asked (a
+failure under `on_failure: pause`, or an approval gate), with its answer, who gave it and when.
 """
 
 from __future__ import annotations
@@ -148,7 +151,23 @@ CREATE TABLE rollback_actions (
 ) WITHOUT ROWID;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+_V4 = """
+CREATE TABLE decisions (
+    id          INTEGER PRIMARY KEY,
+    run_id      TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    unit        TEXT NOT NULL,
+    kind        TEXT NOT NULL,                  -- failure | approval
+    asked_at    REAL NOT NULL,
+    summary     TEXT NOT NULL,                  -- the failure, or the rendered confirm text
+    input_hash  TEXT,                           -- an approval: the rendered command and inputs
+    answer      TEXT,                           -- NULL while it waits
+    answered_by TEXT,                           -- user@host (pid N)
+    answered_at REAL
+);
+CREATE INDEX decisions_by_run ON decisions (run_id, unit);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 """MIGRATIONS[n] takes a store from version n to n + 1. Append; never edit a released one."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -7,6 +7,7 @@ wait behind a flush and a flush never waits behind readers. Other processes (`te
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -20,6 +21,7 @@ import anyio
 from tempeh_tui.events import Event
 from tempeh_tui.store.base import (
     CachedResult,
+    DecisionRecord,
     LogRecord,
     PruneResult,
     RunNotFound,
@@ -28,6 +30,7 @@ from tempeh_tui.store.base import (
     StoreError,
 )
 from tempeh_tui.store.buffer import EventBuffer
+from tempeh_tui.store.decisions import decision_from_row, sqlite_answer, sqlite_ask
 from tempeh_tui.store.lease import LeaseKeeper
 from tempeh_tui.store.log_cap import DEFAULT_LOG_CAP, LogCap
 from tempeh_tui.store.paths import prepare_store_file
@@ -131,6 +134,24 @@ class SqliteStore(EventBuffer, LeaseKeeper):
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: could not {doing}: {exc}") from exc
 
+    # -- operator decisions --------------------------------------------------------------
+
+    async def ask_decision(self, question: DecisionRecord) -> int:
+        return await self._in_writer(sqlite_ask, question, "store a question for the operator")
+
+    async def answer_decision(
+        self, run_id: str, unit: str, kind: str, answer: str, answered_by: str
+    ) -> DecisionRecord | None:
+        request = (run_id, unit, kind, answer, answered_by)
+        return await self._in_writer(sqlite_answer, request, "store the answer")
+
+    async def decisions(self, run_id: str) -> list[DecisionRecord]:
+        async with self._using() as db:
+            rows = await db.execute_fetchall(
+                "SELECT * FROM decisions WHERE run_id = ? ORDER BY id", (run_id,)
+            )
+        return [decision_from_row(row) for row in rows]
+
     # -- the lease, and removing old runs ------------------------------------------------
 
     async def _take_lease(self, run_id: str) -> bool:
@@ -192,6 +213,9 @@ class SqliteStore(EventBuffer, LeaseKeeper):
                 " ORDER BY rollback_id, started_at, unit",
                 (row["id"],),
             )
+            asked = await db.execute_fetchall(
+                "SELECT * FROM decisions WHERE run_id = ? ORDER BY id", (row["id"],)
+            )
         history = {
             step: [attempt_from_row(a) for a in rows]
             for step, rows in groupby(attempts, key=lambda a: str(a["step"]))
@@ -202,7 +226,8 @@ class SqliteStore(EventBuffer, LeaseKeeper):
             for rollback_id, rows in groupby(actions, key=lambda a: str(a["rollback_id"]))
         }
         past = [rollback_from_row(r, done.get(r["id"], ())) for r in rollbacks]
-        return run_from_row(row, steps, past)
+        record = run_from_row(row, steps, past)
+        return dataclasses.replace(record, decisions=tuple(decision_from_row(d) for d in asked))
 
     async def _find_run(self, db: aiosqlite.Connection, run_id: str) -> sqlite3.Row:
         exact = list(await db.execute_fetchall("SELECT * FROM runs WHERE id = ?", (run_id,)))

@@ -1,0 +1,99 @@
+"""Operator decisions in rows: one place for how both stores keep a question and its answer."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from tempeh_tui.store.base import DecisionRecord
+from tempeh_tui.store.sqlite_writer import immediate
+
+__all__ = [
+    "DECISION_COLUMNS",
+    "answer_row",
+    "decision_from_row",
+    "decision_row",
+    "pick_waiting",
+    "sqlite_answer",
+    "sqlite_ask",
+]
+
+DECISION_COLUMNS = (
+    "run_id",
+    "unit",
+    "kind",
+    "asked_at",
+    "summary",
+    "input_hash",
+    "answer",
+    "answered_by",
+    "answered_at",
+)
+
+
+def decision_row(question: DecisionRecord) -> dict[str, Any]:
+    return {column: getattr(question, column) for column in DECISION_COLUMNS}
+
+
+def decision_from_row(row: Mapping[str, Any] | sqlite3.Row) -> DecisionRecord:
+    return DecisionRecord(
+        id=int(row["id"]),
+        run_id=str(row["run_id"]),
+        unit=str(row["unit"]),
+        kind=str(row["kind"]),
+        asked_at=float(row["asked_at"]),
+        summary=str(row["summary"]),
+        input_hash=row["input_hash"],
+        answer=row["answer"],
+        answered_by=row["answered_by"],
+        answered_at=row["answered_at"],
+    )
+
+
+def _names(unit: str, name: str) -> bool:
+    """`unit` names this unit: exactly, or as its step (`deploy` for `deploy[eu-1]`)."""
+    return name == unit or name.startswith(unit + "[")
+
+
+def pick_waiting(rows: Iterable[DecisionRecord], unit: str, kind: str) -> DecisionRecord | None:
+    """The newest question of `kind` for `unit` that still waits."""
+    waiting = [r for r in rows if r.waiting and r.kind == kind and _names(unit, r.unit)]
+    return max(waiting, key=lambda r: r.id, default=None)
+
+
+def answer_row(answer: str, answered_by: str) -> dict[str, Any]:
+    return {"answer": answer, "answered_by": answered_by, "answered_at": time.time()}
+
+
+def sqlite_ask(db: sqlite3.Connection, question: DecisionRecord) -> int:
+    row = decision_row(question)
+    with immediate(db):
+        cursor = db.execute(
+            f"INSERT INTO decisions ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+            tuple(row.values()),
+        )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def sqlite_answer(
+    db: sqlite3.Connection, request: tuple[str, str, str, str, str]
+) -> DecisionRecord | None:
+    """Answer the newest waiting question, atomically: two answers never both win."""
+    run_id, unit, kind, answer, answered_by = request
+    with immediate(db):
+        rows = db.execute(
+            "SELECT * FROM decisions WHERE run_id = ? AND answer IS NULL", (run_id,)
+        ).fetchall()
+        found = pick_waiting([decision_from_row(r) for r in rows], unit, kind)
+        if found is None:
+            return None
+        values = answer_row(answer, answered_by)
+        db.execute(
+            "UPDATE decisions SET answer = ?, answered_by = ?, answered_at = ? WHERE id = ?",
+            (*values.values(), found.id),
+        )
+    return dataclasses.replace(found, **values)

@@ -1,0 +1,151 @@
+"""Approval gates (`confirm`) not approved in advance: with --wait-for-decision the run waits for
+`tempeh approve`; the approval is stored, tied to the rendered command and inputs."""
+
+from __future__ import annotations
+
+import sqlite3
+import textwrap
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tempeh_tui.definition import parse_workflow
+from tempeh_tui.engine.decisions import approval_hash
+from tempeh_tui.engine.engine import WorkflowEngine
+from tempeh_tui.engine.fake_executor import FakeExecutor, FakeOutcome
+from tempeh_tui.events import DecisionRequested, Event, RunStatus, StepStatus
+from tempeh_tui.store.memory import MemoryStore
+from tempeh_tui.store.sqlite import SqliteStore
+
+from .support import ENVIRON, RUN_ID, run_and_answer, through_the_store, waiting_question
+
+pytestmark = pytest.mark.anyio
+
+BUILD = {"build": [FakeOutcome(outputs={"version": "7"})]}
+
+GATED = """
+    name: gated
+    steps:
+      - name: build
+        run: echo build
+      - name: deploy
+        needs: [build]
+        confirm: "Deploy version {{ steps.build.outputs.version }}?"
+        run: echo deploying {{ steps.build.outputs.version }}
+"""
+
+
+async def test_a_gate_waits_for_approval_and_records_who_approved() -> None:
+    store = MemoryStore()
+    fake = FakeExecutor(BUILD)
+    run = await run_and_answer(
+        GATED,
+        fake,
+        store,
+        through_the_store(store, "yes", kind="approval"),
+        wait_for_decision=True,
+    )
+    assert run.result.status is RunStatus.SUCCEEDED
+    assert fake.names() == ["build", "deploy"]
+    assert run.seen_while_waiting[0].status is RunStatus.PAUSED
+    waiting = {s.name: s.status for s in run.seen_while_waiting[0].steps}
+    assert waiting["deploy"] is StepStatus.AWAITING_CONFIRMATION
+    (question,) = (await store.get_run(RUN_ID)).decisions
+    assert (question.kind, question.summary, question.answer) == (
+        "approval",
+        "Deploy version 7?",
+        "yes",
+    )
+    assert question.input_hash
+    assert question.answered_by == "tester@host (pid 1)"
+
+
+async def test_without_waiting_an_unapproved_gate_fails_as_before() -> None:
+    store = MemoryStore()
+    fake = FakeExecutor(BUILD)
+    run = await run_and_answer(GATED, fake, store, None, environ=ENVIRON)
+    assert run.result.status is RunStatus.FAILED
+    assert "--approve deploy" in (run.result["deploy"].reason or "")
+    assert fake.names() == ["build"]
+
+
+async def test_nobody_approving_in_time_ends_the_run_paused_with_exit_5() -> None:
+    store = MemoryStore()
+    run = await run_and_answer(
+        GATED,
+        FakeExecutor(BUILD),
+        store,
+        None,
+        wait_for_decision=True,
+        decision_timeout=0.3,
+    )
+    assert run.result.status is RunStatus.PAUSED
+    assert run.result.exit_code == 5
+    (question,) = (await store.get_run(RUN_ID)).decisions
+    assert question.answer == "timed out"
+
+
+async def _approved_then_failed(db: Path) -> None:
+    """Run 1: the gate is approved for TARGET=prod, then the step fails."""
+    async with SqliteStore(db) as store:
+        fake = FakeExecutor({**BUILD, "deploy": [FakeOutcome(exit_code=1)]})
+        run = await run_and_answer(
+            GATED,
+            fake,
+            store,
+            through_the_store(store, "yes", kind="approval"),
+            wait_for_decision=True,
+            on_failure="abort",
+        )
+        assert run.result.status is RunStatus.FAILED
+
+
+async def test_a_resumed_run_with_the_same_inputs_is_not_asked_again(tmp_path: Path) -> None:
+    db = tmp_path / "tempeh.db"
+    await _approved_then_failed(db)
+    async with SqliteStore(db) as store:
+        engine = WorkflowEngine(FakeExecutor(BUILD), store, environ=ENVIRON)
+        events: list[Event] = []
+        engine.subscribe(events.append)
+        result = await engine.resume(RUN_ID, wait_for_decision=True, decision_timeout=2)
+        assert result.status is RunStatus.SUCCEEDED
+        assert not [e for e in events if isinstance(e, DecisionRequested)]
+        assert len((await store.get_run(RUN_ID)).decisions) == 1
+
+
+async def test_changed_inputs_void_an_old_approval(tmp_path: Path) -> None:
+    db = tmp_path / "tempeh.db"
+    await _approved_then_failed(db)
+    # The stored approval was given for version 6: the deploy about to run is version 7's.
+    old = approval_hash("Deploy version 6?", 'echo deploying "${TEMPEH_X1}"', {"TEMPEH_X1": "6"})
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE decisions SET input_hash = ?", (old,))
+    conn.close()
+    async with SqliteStore(db) as store:
+        engine = WorkflowEngine(FakeExecutor(BUILD), store, environ=ENVIRON)
+        out = {}
+
+        async def resume() -> None:
+            out["result"] = await engine.resume(RUN_ID, wait_for_decision=True)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(resume)
+            question = await waiting_question(store, RUN_ID)
+            assert question.summary == "Deploy version 7?"
+            await engine.approve(RUN_ID, "deploy", by="tester")
+        assert out["result"].status is RunStatus.SUCCEEDED
+        first, second = (await store.get_run(RUN_ID)).decisions
+        assert first.input_hash == old != second.input_hash
+        assert (second.answer, second.answered_by) == ("yes", "tester")
+
+
+def test_an_approval_is_tied_to_the_rendered_command_and_its_values() -> None:
+    one = approval_hash("Deploy?", "deploy", {"TEMPEH_X1": "7"})
+    assert one == approval_hash("Deploy?", "deploy", {"TEMPEH_X1": "7"})
+    assert one != approval_hash("Deploy?", "deploy", {"TEMPEH_X1": "8"})
+    assert one != approval_hash("Deploy?", "deploy --force", {"TEMPEH_X1": "7"})
+
+
+def test_the_workflow_parses() -> None:
+    parse_workflow(textwrap.dedent(GATED), "gated.yaml")
