@@ -187,10 +187,13 @@ class WorkflowEngine:
             store: Store | None = None
             if enable_checkpointing:
                 store = await self._open_store(stack)
-            elif run.policy in (OnFailure.ROLLBACK, OnFailure.PAUSE):
+            elif run.policy is OnFailure.ROLLBACK or (
+                run.policy is OnFailure.PAUSE and wait_for_decision
+            ):
                 from tempeh_tui.store.memory import MemoryStore
 
-                store = MemoryStore()  # a rollback reads what succeeded from a store
+                # a rollback reads what succeeded from a store; a question waits in one
+                store = MemoryStore()
                 await store.open()
                 stack.push_async_callback(store.close)
             if store is not None:
