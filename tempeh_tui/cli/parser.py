@@ -43,6 +43,22 @@ def _wait_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _driving_options(p: argparse.ArgumentParser) -> None:
+    """The options of every command that drives a run (`run`, `resume`)."""
+    p.add_argument("--headless", action="store_true", help="no application (the default for now)")
+    p.add_argument("--max-concurrency", type=_positive, metavar="N", help="steps at once")
+    p.add_argument(
+        "--on-failure",
+        choices=["pause", "rollback", "continue", "abort"],
+        help="what a step failing for good does (default: the workflow's on_failure)",
+    )
+    p.add_argument(
+        "--approve", action="append", default=[], metavar="STEP", help="approve this gate"
+    )
+    p.add_argument("--json", action="store_true", help="one JSON event per line")
+    _wait_option(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -104,19 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
         "on a terminal, plain lines otherwise, JSON lines with --json.",
     )
     p.add_argument("file", metavar="FILE")
-    p.add_argument("--headless", action="store_true", help="no application (the default for now)")
-    p.add_argument("--max-concurrency", type=_positive, metavar="N", help="steps at once")
-    p.add_argument(
-        "--on-failure",
-        choices=["pause", "rollback", "continue", "abort"],
-        help="what a step failing for good does (default: the workflow's on_failure)",
-    )
     p.add_argument("--yes", action="store_true", help="approve every approval gate")
-    p.add_argument(
-        "--approve", action="append", default=[], metavar="STEP", help="approve this gate"
-    )
-    p.add_argument("--json", action="store_true", help="one JSON event per line")
-    _wait_option(p)
+    _driving_options(p)
     p.set_defaults(handler=_handler("tempeh_tui.cli.run", "run"))
 
     p = sub.add_parser(
@@ -127,23 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
         "acting, lists per step: reuse, re-run or in doubt, and why.",
     )
     p.add_argument("run", metavar="RUN", help="a run id (or a unique prefix)")
-    p.add_argument("--headless", action="store_true", help="no application (the default for now)")
     p.add_argument(
         "--yes",
         action="store_true",
         help="re-run in-doubt steps that are not idempotent; approve every approval gate",
     )
-    p.add_argument("--max-concurrency", type=_positive, metavar="N", help="steps at once")
-    p.add_argument(
-        "--approve", action="append", default=[], metavar="STEP", help="approve this gate"
-    )
-    p.add_argument(
-        "--on-failure",
-        choices=["pause", "rollback", "continue", "abort"],
-        help="what a step failing for good does (default: the workflow's on_failure)",
-    )
-    p.add_argument("--json", action="store_true", help="one JSON event per line")
-    _wait_option(p)
+    _driving_options(p)
     p.set_defaults(handler=_handler("tempeh_tui.cli.run", "resume"))
 
     p = sub.add_parser("graph", parents=[common], help="print the dependency graph")
