@@ -224,6 +224,10 @@ class WorkflowEngine:
         async with AsyncExitStack() as stack:
             store = await self._open_store(stack)
             record = await store.get_run(run_id)
+            seen = await store.last_seq(record.id)
+            await stack.enter_async_context(store.lease(record.id))
+            if await store.last_seq(record.id) != seen:  # a dead driver's journal, replayed
+                record = await store.get_run(record.id)
             workflow = stored_workflow(record)
             plan = plan_resume(record, workflow)
             if explain is not None:
@@ -231,7 +235,6 @@ class WorkflowEngine:
             unconfirmed = plan.needing_confirmation()
             if unconfirmed and not confirm_in_doubt:
                 raise InDoubt(record.id, unconfirmed)
-            await stack.enter_async_context(store.lease(record.id))
             await kill_leftovers(record, self._grace)
             for stale in record.waiting_for:  # the process that asked is gone
                 if stale.kind == QuestionKind.FAILURE:  # approvals given meanwhile still count
@@ -284,7 +287,8 @@ class WorkflowEngine:
             store=store,
             grace=self._grace,
             approvals=run.approvals,
-            before_spawn=store.flush if store is not None else None,
+            checkpoint=store.checkpoint if store is not None else None,
+            publish=store.flush if store is not None else None,
             attempts_before=run.attempts_before,
             probe=run.probe,
             decisions=desk,

@@ -381,8 +381,8 @@ class Scheduler:
             question=summary,
             choices=FAILURE_CHOICES,
         )
-        if self.s.before_spawn is not None:
-            await self.s.before_spawn()  # the run is `paused` in the store before anyone looks
+        if self.s.publish is not None:
+            await self.s.publish()  # the run is `paused` in the store before anyone looks
         question = DecisionRecord(
             run_id=self.s.scope.run_id,
             unit=name,

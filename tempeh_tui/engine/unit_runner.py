@@ -30,6 +30,7 @@ from tempeh_tui.engine.executor import (
     PythonRequest,
     ShellRequest,
 )
+from tempeh_tui.engine.process_groups import process_start_time
 from tempeh_tui.engine.recovery import Classification, ErrorRecovery
 from tempeh_tui.engine.rendering import RunScope, render_shell
 from tempeh_tui.engine.results import UnitResult
@@ -79,8 +80,12 @@ class RunServices:
     store: Store | None = None
     grace: float = 10.0
     approvals: Approvals = field(default_factory=Approvals)
-    before_spawn: Callable[[], Awaitable[None]] | None = None
-    """A checkpoint barrier: awaited before each process starts."""
+    checkpoint: Callable[[], None] | None = None
+    """The checkpoint barrier, called before each process starts or Python step is called:
+    what happened so far survives a crash from then on (the store's journal)."""
+    publish: Callable[[], Awaitable[None]] | None = None
+    """Writes what happened so far to the store, where other processes see it (before a
+    question is asked: `tempeh decide` must find the run `paused`)."""
     attempts_before: Mapping[str, int] = field(default_factory=dict)
     """Attempts each unit made before a resume: numbering goes on from there."""
     probe: frozenset[str] = frozenset()
@@ -118,7 +123,7 @@ class _Observer:
             step=self._unit,
             attempt=self._attempt,
             pid=pid,
-            process_started=_process_started(pid),
+            process_started=process_start_time(pid),
         )
 
     def done(self) -> None:
@@ -264,8 +269,8 @@ class UnitRunner:
                 log=lambda line: observer.output("stdout", str(line)),
             )
             request = PythonRequest(self.step.python, context, self.step.timeout, (self.s.workdir,))
-            if self.s.before_spawn is not None:
-                await self.s.before_spawn()  # the start is durable before user code acts
+            if self.s.checkpoint is not None:
+                self.s.checkpoint()  # the start is durable before user code acts
             return await self.s.executor.call_python(request, observer)
         assert self.step.run is not None
         return await self._shell(self.step.run, attempt, iteration, scope, observer)
@@ -296,8 +301,8 @@ class UnitRunner:
                 iteration=iteration,
                 command=self.s.masker.mask(rendered),
             )
-        if self.s.before_spawn is not None:
-            await self.s.before_spawn()
+        if self.s.checkpoint is not None:
+            self.s.checkpoint()  # the start is durable before the process exists
         request = ShellRequest(
             rendered,
             env,
@@ -430,8 +435,8 @@ class UnitRunner:
             DecisionRequested, step=self.unit.name, kind=kind, question=question, choices=(APPROVE,)
         )
         self._note(waiting)
-        if self.s.before_spawn is not None:
-            await self.s.before_spawn()
+        if self.s.publish is not None:
+            await self.s.publish()
         record = DecisionRecord(
             run_id=self.s.scope.run_id,
             unit=self.unit.name,
@@ -510,16 +515,6 @@ class UnitRunner:
             ended_at=time.time(),
             **fields,
         )
-
-
-def _process_started(pid: int) -> float | None:
-    """When the OS says `pid` started: with the pid, it names the process across a pid reuse."""
-    import psutil
-
-    try:
-        return float(psutil.Process(pid).create_time())
-    except psutil.Error:
-        return None  # already gone
 
 
 def _describe(result: ExecResult) -> str:

@@ -8,6 +8,8 @@ makes 100k of them). `seq` and `ts` are given by the `EventBus` when the event i
 from __future__ import annotations
 
 import dataclasses
+import enum
+import typing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -32,6 +34,7 @@ __all__ = [
     "StepSpawned",
     "StepStarted",
     "StepStatusChanged",
+    "event_from_fields",
     "iso_time",
 ]
 
@@ -248,3 +251,34 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RollbackFinished,
     )
 }
+
+
+_CONVERSIONS: dict[type[Event], dict[str, Any]] = {}
+
+
+def _conversions(cls: type[Event]) -> dict[str, Any]:
+    """Per field of `cls`, what turns its JSON form back into the field's type (enums,
+    tuples); fields JSON keeps exactly are left out."""
+    found = _CONVERSIONS.get(cls)
+    if found is None:
+        found = {}
+        for name, hint in typing.get_type_hints(cls).items():
+            if isinstance(hint, type) and issubclass(hint, enum.Enum):
+                found[name] = hint
+            elif typing.get_origin(hint) is tuple:
+                found[name] = tuple
+        _CONVERSIONS[cls] = found
+    return found
+
+
+def event_from_fields(
+    type_name: str, data: dict[str, Any], *, run_id: str, step: str | None, seq: int, ts: float
+) -> Event:
+    """An event again, from the fields its JSON form keeps (the store's `events` rows and its
+    journal): the inverse of writing `type` and the event's own fields as JSON.
+    Raises KeyError for an unknown type and TypeError for fields the type does not have."""
+    cls = EVENT_TYPES[type_name]
+    for name, convert in _conversions(cls).items():
+        if name in data and data[name] is not None:
+            data[name] = convert(data[name])
+    return cls(run_id=run_id, step=step, seq=seq, ts=ts, **data)

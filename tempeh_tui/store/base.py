@@ -368,6 +368,11 @@ class Store(Protocol):
     async def flush(self) -> None:
         """Make every event recorded so far durable, in one transaction."""
 
+    def checkpoint(self) -> None:
+        """Make every event recorded so far survive a crash of this process before returning,
+        without waiting for a transaction (a store may journal them; the engine calls this
+        before each action a resume must know about)."""
+
     def autoflush(self, interval: float = 0.05) -> AbstractAsyncContextManager[None]:
         """`async with store.autoflush():` flushes every `interval` seconds while the block
         runs, and once more (shielded from cancellation) when it ends."""

@@ -4,6 +4,8 @@
 arrives while another is writing waits, and finds its events either in the write that just
 ended or in the next one, which carries everything recorded by then (group commit: many
 callers, one commit). `autoflush` does it every few milliseconds in the background.
+`checkpoint` is the engine's barrier before it acts: it journals what is not written yet (see
+`journal`), which costs a `write`, not a transaction.
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ __all__ = ["EventBuffer"]
 
 
 class EventBuffer(ABC):
-    """The recording half of a store; subclasses say how a batch of changes is written."""
+    """The recording half of a store; subclasses say how a batch of changes is written, and
+    may keep a journal that makes a `checkpoint` survive a crash before the write does."""
 
     def __init__(self) -> None:
-        self._pending: list[Event] = []
+        self._unsaved: list[Event] = []  # recorded, not yet written; the first is #_durable
         self._recorded = 0  # events recorded since this store was made
         self._durable = 0  # of those, how many a finished write has made durable
+        self._journaled = 0  # of those, how many `checkpoint` has journaled
         self._write_lock = anyio.Lock()
         self.commits = 0
         """Write transactions made so far (flushes that found nothing to write make none)."""
@@ -43,6 +47,13 @@ class EventBuffer(ABC):
     async def _write(self, batch: list[Event]) -> None:
         """Write one batch (`project` it first) in one transaction: all of it, or none of it
         and raise."""
+
+    def _journal(self, events: list[Event]) -> None:  # noqa: B027 - a hook, empty by default
+        """Keep `events` safe from a crash of this process, at once (see `checkpoint`).
+        Without a journal there is nothing to do: the store dies with the process anyway."""
+
+    def _journal_caught_up(self) -> None:  # noqa: B027 - a hook, empty by default
+        """Everything journaled so far has been written: the journal may be emptied."""
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -63,8 +74,17 @@ class EventBuffer(ABC):
 
     def record(self, event: Event) -> None:
         """A bus subscriber: keep the event for the next flush. Never blocks, never fails."""
-        self._pending.append(event)
+        self._unsaved.append(event)
         self._recorded += 1
+
+    def checkpoint(self) -> None:
+        """Make every event recorded so far survive a crash of this process, now, without
+        waiting for a write (the journal; the next flush writes them as usual)."""
+        start = max(self._journaled, self._durable)
+        if start >= self._recorded:
+            return
+        self._journal(self._unsaved[start - self._durable :])
+        self._journaled = self._recorded
 
     async def flush(self) -> None:
         """Return once every event recorded before this call is durable."""
@@ -74,17 +94,16 @@ class EventBuffer(ABC):
         async with self._write_lock:
             if self._durable >= target:
                 return  # the write we waited for carried our events
-            batch, self._pending = self._pending, []
             upto = self._recorded
-            try:
-                # A half-written checkpoint helps nobody: once begun, a write completes.
-                with anyio.CancelScope(shield=True):
-                    await self._write(batch)
-            except BaseException:
-                self._pending[:0] = batch  # keep them for the next try
-                raise
+            batch = self._unsaved[: upto - self._durable]
+            # A half-written checkpoint helps nobody: once begun, a write completes.
+            with anyio.CancelScope(shield=True):
+                await self._write(batch)  # on failure the events stay for the next try
+            del self._unsaved[: len(batch)]
             self._durable = upto
             self.commits += 1
+            if self._journaled <= self._durable:
+                self._journal_caught_up()
 
     @asynccontextmanager
     async def autoflush(self, interval: float = 0.05) -> AsyncIterator[None]:

@@ -34,7 +34,7 @@ from tempeh_tui.events import (
     StepStatusChanged,
 )
 
-__all__ = ["Changes", "Patch", "dumps", "project"]
+__all__ = ["Changes", "Patch", "dumps", "event_fields", "project"]
 
 _COMMON_FIELDS = frozenset({"seq", "ts", "run_id", "step", "type"})
 _ROLLBACK_STATES = frozenset({StepStatus.ROLLED_BACK, StepStatus.ROLLBACK_FAILED})
@@ -56,13 +56,13 @@ def dumps(value: Any) -> str:
     return _ENCODER.encode(value)
 
 
-def _event_data(event: Event) -> str:
-    """The event's own fields (not those the `events` table has columns for), as JSON."""
+def event_fields(event: Event) -> dict[str, Any]:
+    """The event's own fields (not those the `events` table has columns for)."""
     names = _EVENT_FIELDS.get(type(event))
     if names is None:
         names = tuple(f.name for f in dataclasses.fields(event) if f.name not in _COMMON_FIELDS)
         _EVENT_FIELDS[type(event)] = names
-    return _ENCODER.encode({name: getattr(event, name) for name in names})
+    return {name: getattr(event, name) for name in names}
 
 
 @dataclass
@@ -158,7 +158,7 @@ def project(events: Iterable[Event]) -> Changes:
             continue
         _project_one(changes, event)
         changes.events.append(
-            (event.run_id, event.seq, event.ts, event.type, event.step, _event_data(event))
+            (event.run_id, event.seq, event.ts, event.type, event.step, dumps(event_fields(event)))
         )
     return changes
 

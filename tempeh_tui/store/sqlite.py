@@ -31,6 +31,7 @@ from tempeh_tui.store.base import (
 )
 from tempeh_tui.store.buffer import EventBuffer
 from tempeh_tui.store.decisions import decision_from_row, sqlite_answer, sqlite_ask
+from tempeh_tui.store.journal import Journal, journal_folder
 from tempeh_tui.store.lease import LeaseKeeper
 from tempeh_tui.store.log_cap import DEFAULT_LOG_CAP, LogCap
 from tempeh_tui.store.paths import prepare_store_file
@@ -47,6 +48,7 @@ from tempeh_tui.store.rows import (
 from tempeh_tui.store.sqlite_upkeep import (
     PruneRules,
     prune,
+    recover_journals,
     release_lease,
     renew_lease,
     take_lease,
@@ -73,6 +75,7 @@ class SqliteStore(EventBuffer, LeaseKeeper):
         self.busy_timeout = busy_timeout
         self.log_cap = log_cap
         self._writer = Writer(self.path, busy_timeout)
+        self._journal_files = Journal(journal_folder(self.path))
         self._reader: aiosqlite.Connection | None = None
         self._read_lock = anyio.Lock()  # a reader's snapshot spans several statements
 
@@ -95,6 +98,11 @@ class SqliteStore(EventBuffer, LeaseKeeper):
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
             try:
+                await self._in_writer(
+                    recover_journals,
+                    (self._journal_files.folder, self.log_cap),
+                    "replay the journal of a run whose driver died",
+                )
                 self._reader = await _open_reader(self.path, self.busy_timeout)
             except BaseException:
                 await self._writer.close()
@@ -109,6 +117,7 @@ class SqliteStore(EventBuffer, LeaseKeeper):
                 await self.flush()
             finally:
                 reader, self._reader = self._reader, None
+                self._journal_files.close(remove=self.pending == 0)
                 await self._writer.close()
                 await reader.close()
 
@@ -122,6 +131,17 @@ class SqliteStore(EventBuffer, LeaseKeeper):
         # Called by `flush`, which holds the write lock. Projected on the writer's thread:
         # a big batch does not hold up the event loop (and the app's screen) meanwhile.
         await self._in_writer(apply_events, (batch, self.log_cap))
+
+    def _journal(self, events: list[Event]) -> None:
+        try:
+            self._journal_files.append(events)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot write the journal in {self._journal_files.folder}: {exc.strerror}"
+            ) from exc
+
+    def _journal_caught_up(self) -> None:
+        self._journal_files.clear()
 
     async def _in_writer(
         self,
@@ -155,7 +175,8 @@ class SqliteStore(EventBuffer, LeaseKeeper):
     # -- the lease, and removing old runs ------------------------------------------------
 
     async def _take_lease(self, run_id: str) -> bool:
-        return await self._in_writer(take_lease, run_id, f"take the lease of run {run_id}")
+        job = (run_id, self._journal_files.folder, self.log_cap)
+        return await self._in_writer(take_lease, job, f"take the lease of run {run_id}")
 
     async def heartbeat(self, run_id: str) -> None:
         await self._in_writer(renew_lease, run_id, f"renew the lease of run {run_id}")

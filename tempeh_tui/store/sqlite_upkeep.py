@@ -1,4 +1,5 @@
-"""The SQLite store's transactions besides event batches: a run's lease and removing old runs.
+"""The SQLite store's transactions besides event batches: a run's lease, replaying the journals
+of dead drivers, and removing old runs.
 
 Each runs on the writer's thread. A lease is read, judged and written in one `BEGIN IMMEDIATE`
 transaction: whichever process gets SQLite's write lock first decides, and every other one then
@@ -14,13 +15,30 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from tempeh_tui.store.base import LeaseLost, PruneResult, RunLease, RunNotFound
-from tempeh_tui.store.lease import LEASE_COLUMNS, lease_from_row, lease_values, renew, take
+from tempeh_tui.store.journal import recover
+from tempeh_tui.store.lease import (
+    LEASE_COLUMNS,
+    judge,
+    lease_from_row,
+    lease_values,
+    renew,
+    take,
+)
+from tempeh_tui.store.log_cap import LogCap
 from tempeh_tui.store.pruning import RunActivity, is_driven, select_runs
-from tempeh_tui.store.sqlite_writer import immediate
+from tempeh_tui.store.sqlite_writer import immediate, write_changes
 
-__all__ = ["PruneRules", "prune", "release_lease", "renew_lease", "take_lease"]
+__all__ = [
+    "PruneRules",
+    "prune",
+    "recover_journals",
+    "release_lease",
+    "renew_lease",
+    "take_lease",
+]
 
 _READ_LEASE = f"SELECT {', '.join(LEASE_COLUMNS)} FROM runs WHERE id = ?"
 _WRITE_LEASE = f"UPDATE runs SET {', '.join(c + ' = ?' for c in LEASE_COLUMNS)} WHERE id = ?"
@@ -54,8 +72,10 @@ def _lease_change(
     return before
 
 
-def take_lease(db: sqlite3.Connection, run_id: str) -> bool:
-    """Acquire; True if this process did not hold the lease already. Raises RunLocked."""
+def take_lease(db: sqlite3.Connection, job: tuple[str, Path, LogCap]) -> bool:
+    """Acquire; True if this process did not hold the lease already. Raises RunLocked.
+    A lease taken from a dead driver comes with what its journal holds (see `journal`)."""
+    run_id, folder, cap = job
     taken: list[bool] = []
 
     def acquire(before: RunLease | None) -> RunLease:
@@ -64,6 +84,14 @@ def take_lease(db: sqlite3.Connection, run_id: str) -> bool:
         return lease
 
     _lease_change(db, run_id, acquire)
+    if taken[0]:
+        recover(
+            db,
+            folder,
+            orphaned=lambda db, run_id: True,  # this process drives it now, nobody else
+            apply=lambda db, events: write_changes(db, events, cap),
+            run_id=run_id,
+        )
     return taken[0]
 
 
@@ -81,6 +109,21 @@ def release_lease(db: sqlite3.Connection, run_id: str) -> None:
 
     with contextlib.suppress(RunNotFound):  # removed meanwhile: nothing to release
         _lease_change(db, run_id, release)
+
+
+def recover_journals(db: sqlite3.Connection, job: tuple[Path, LogCap]) -> list[str]:
+    """Replay what dead drivers journaled but never wrote here (see `journal`); the runs."""
+    folder, cap = job
+
+    def orphaned(db: sqlite3.Connection, run_id: str) -> bool | None:
+        row = db.execute(_READ_LEASE, (run_id,)).fetchone()
+        if row is None:
+            return None  # removed meanwhile: the journal goes with it
+        return judge(lease_from_row(row), time.time()) in ("free", "dead")
+
+    return recover(
+        db, folder, orphaned=orphaned, apply=lambda db, events: write_changes(db, events, cap)
+    )
 
 
 @dataclass(frozen=True)

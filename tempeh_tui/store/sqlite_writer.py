@@ -34,7 +34,7 @@ from tempeh_tui.store.projection import Patch, Signature, project
 from tempeh_tui.store.rows import RUN_COLUMNS, run_row
 from tempeh_tui.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 
-__all__ = ["Writer", "apply_events", "immediate", "insert_run"]
+__all__ = ["Writer", "apply_events", "immediate", "insert_run", "write_changes"]
 
 R = TypeVar("R")
 
@@ -123,45 +123,49 @@ def insert_run(db: sqlite3.Connection, run: RunRecord) -> None:
 
 
 def apply_events(db: sqlite3.Connection, batch: tuple[list[Event], LogCap]) -> None:
-    """Write what a batch of events changes in one transaction, parents before children
-    (foreign keys are checked row by row), log lines capped per unit."""
+    """Write what a batch of events changes in one transaction."""
     events, cap = batch
-    changes = project(events)
     with immediate(db):
-        if changes.new_runs:
-            db.executemany(
-                _INSERT_PLACEHOLDER_RUN,
-                [(run_id, wf, ts) for run_id, (wf, ts) in changes.new_runs.items()],
-            )
-        _update(db, "runs", ("id",), changes.runs)
-        if changes.units:
-            db.executemany(
-                "INSERT OR IGNORE INTO units (run_id, name) VALUES (?, ?)", list(changes.units)
-            )
-        _update(db, "units", ("run_id", "name"), changes.units)
-        if changes.new_attempts:
-            db.executemany(
-                "INSERT OR IGNORE INTO attempts (run_id, step, attempt) VALUES (?, ?, ?)",
-                list(changes.new_attempts),
-            )
-        _update(db, "attempts", ("run_id", "step", "attempt"), changes.attempts)
-        if changes.rollbacks:
-            db.executemany(
-                "INSERT OR IGNORE INTO rollbacks (run_id, id) VALUES (?, ?)",
-                list(changes.rollbacks),
-            )
-        _update(db, "rollbacks", ("run_id", "id"), changes.rollbacks)
-        if changes.actions:
-            db.executemany(
-                "INSERT OR IGNORE INTO rollback_actions (run_id, rollback_id, unit)"
-                " VALUES (?, ?, ?)",
-                list(changes.actions),
-            )
-        _update(db, "rollback_actions", ("run_id", "rollback_id", "unit"), changes.actions)
-        if changes.logs:
-            _write_logs(db, cap, changes.logs)
-        if changes.events:
-            db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", changes.events)
+        write_changes(db, events, cap)
+
+
+def write_changes(db: sqlite3.Connection, events: Iterable[Event], cap: LogCap) -> None:
+    """Write what `events` change, inside the caller's transaction: parents before children
+    (foreign keys are checked row by row), log lines capped per unit."""
+    changes = project(events)
+    if changes.new_runs:
+        db.executemany(
+            _INSERT_PLACEHOLDER_RUN,
+            [(run_id, wf, ts) for run_id, (wf, ts) in changes.new_runs.items()],
+        )
+    _update(db, "runs", ("id",), changes.runs)
+    if changes.units:
+        db.executemany(
+            "INSERT OR IGNORE INTO units (run_id, name) VALUES (?, ?)", list(changes.units)
+        )
+    _update(db, "units", ("run_id", "name"), changes.units)
+    if changes.new_attempts:
+        db.executemany(
+            "INSERT OR IGNORE INTO attempts (run_id, step, attempt) VALUES (?, ?, ?)",
+            list(changes.new_attempts),
+        )
+    _update(db, "attempts", ("run_id", "step", "attempt"), changes.attempts)
+    if changes.rollbacks:
+        db.executemany(
+            "INSERT OR IGNORE INTO rollbacks (run_id, id) VALUES (?, ?)",
+            list(changes.rollbacks),
+        )
+    _update(db, "rollbacks", ("run_id", "id"), changes.rollbacks)
+    if changes.actions:
+        db.executemany(
+            "INSERT OR IGNORE INTO rollback_actions (run_id, rollback_id, unit) VALUES (?, ?, ?)",
+            list(changes.actions),
+        )
+    _update(db, "rollback_actions", ("run_id", "rollback_id", "unit"), changes.actions)
+    if changes.logs:
+        _write_logs(db, cap, changes.logs)
+    if changes.events:
+        db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", changes.events)
 
 
 _DROP_OLDEST_TAIL_LINES = (
