@@ -35,7 +35,7 @@ class _Discard:
     def output(self, stream: str, line: str) -> None:
         pass
 
-    def spawned(self, pid: int) -> None:
+    def spawned(self, pid: int, started: float | None = None) -> None:
         pass
 
 

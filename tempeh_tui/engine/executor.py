@@ -80,8 +80,9 @@ class ExecutionObserver(Protocol):
     def output(self, stream: str, line: str) -> None:
         """One line of output (`stream` is "stdout" or "stderr"), without its newline."""
 
-    def spawned(self, pid: int) -> None:
-        """The process started; `pid` is also its process group id."""
+    def spawned(self, pid: int, started: float | None = None) -> None:
+        """The process started; `pid` is also its process group id. `started`: when, as the
+        OS reports it (`process_start_time`), if the executor has read it already."""
 
 
 class Executor(Protocol):

@@ -40,7 +40,7 @@ import anyio.lowlevel
 
 from tempeh_tui.engine.executor import ExecResult, ExecutionObserver, PythonRequest, ShellRequest
 from tempeh_tui.engine.outputs import OutputFileError, is_output_key, parse_outputs
-from tempeh_tui.engine.process_groups import finish_group, signal_group
+from tempeh_tui.engine.process_groups import finish_group, process_start_time, signal_group
 
 __all__ = ["MAX_LINE_BYTES", "MAX_OUTPUT_FILE_BYTES", "LocalExecutor"]
 
@@ -308,16 +308,17 @@ class _Mailbox:
         self._lines: collections.deque[Line] = collections.deque()
         self._chars = 0
         self._pid: int | None = None
+        self._started: float | None = None
         self._scheduled = False
         self._closed = False
         self.error: Exception | None = None
         """What the observer raised, if it did: the run is then stopped and this re-raised."""
         self.on_error: Callback = lambda: None
 
-    def spawned(self, pid: int) -> None:
+    def spawned(self, pid: int, started: float | None) -> None:
         """Note the pid; it travels with the next delivery (see `_ShellRun._supervise`)."""
         with self._lock:
-            self._pid = pid
+            self._pid, self._started = pid, started
 
     def post(self, lines: list[Line]) -> None:
         """Hand lines over (worker thread); waits while the loop is far behind."""
@@ -352,9 +353,10 @@ class _Mailbox:
         while self._scheduled or self._report(*self._take(chained=False)):
             await anyio.lowlevel.checkpoint()
 
-    def _take(self, *, chained: bool) -> tuple[int | None, list[Line], bool]:
+    def _take(self, *, chained: bool) -> tuple[tuple[int, float | None] | None, list[Line], bool]:
         with self._lock:
-            pid, self._pid = self._pid, None
+            pid = None if self._pid is None else (self._pid, self._started)
+            self._pid = None
             if len(self._lines) <= self.DELIVERY_LINES:
                 lines = list(self._lines)
                 self._lines.clear()
@@ -368,11 +370,11 @@ class _Mailbox:
                 self._scheduled = more
         return pid, lines, more
 
-    def _report(self, pid: int | None, lines: list[Line], more: bool) -> bool:
+    def _report(self, pid: tuple[int, float | None] | None, lines: list[Line], more: bool) -> bool:
         if self.error is None:
             try:
                 if pid is not None:
-                    self._observer.spawned(pid)
+                    self._observer.spawned(*pid)
                 output = self._observer.output
                 for stream, line in lines:
                     output(stream, line)
@@ -546,10 +548,18 @@ class _ShellRun:
         Outputs are read only from a process that ended on its own.
 
         The pid reaches the observer with the first output, or `_ANNOUNCE_SECONDS` after the
-        spawn: a step that ends sooner costs no loop wake-up for it.
+        spawn: a step that ends sooner costs no loop wake-up for it. Its start time is read
+        here, not on the loop: /proc/PID/stat waits while the process is still in `exec`.
         """
         request, pid = self._request, process.pid
-        self._mailbox.spawned(pid)
+        unannounced = True
+
+        def announce() -> None:
+            nonlocal unannounced
+            if unannounced:
+                unannounced = False
+                self._mailbox.spawned(pid, process_start_time(pid))
+
         pidfd = os.pidfd_open(pid)
         streams = {out_read: ("stdout", _LineSplitter()), err_read: ("stderr", _LineSplitter())}
         poller = select.poll()
@@ -571,6 +581,7 @@ class _ShellRun:
                     signal_group(pid, signal.SIGKILL)
                 if now >= announce_at:
                     announce_at = math.inf
+                    announce()
                     self._mailbox.schedule()
                 wake_at = min(announce_at, kill_at if stopping else deadline)
                 lines: list[Line] = []
@@ -583,7 +594,9 @@ class _ShellRun:
                         poller.unregister(fd)
                 if lines:
                     announce_at = math.inf
+                    announce()
                     self._mailbox.post(lines)
+            announce()  # before it is reaped: a zombie still says when it started
             poller.unregister(pidfd)
             poller.unregister(self._wake)
             if lines := _drain(poller, streams):

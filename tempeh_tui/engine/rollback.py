@@ -413,7 +413,7 @@ class _Observer:
         line = self._masker.mask(line)
         self._bus.emit(StepOutput, step=self._unit, stream=stream, line=line, attempt=self._attempt)
 
-    def spawned(self, pid: int) -> None:
+    def spawned(self, pid: int, started: float | None = None) -> None:
         pass  # a leftover compensation is found by its TEMPEH_RUN_ID (see `kill_leftovers`)
 
 

@@ -115,7 +115,7 @@ class _Observer:
         self.tail.append(line)
         self._bus.emit(StepOutput, step=self._unit, stream=stream, line=line, attempt=self._attempt)
 
-    def spawned(self, pid: int) -> None:
+    def spawned(self, pid: int, started: float | None = None) -> None:
         self.pid = pid
         self._groups.add(pid)
         self._bus.emit(
@@ -123,7 +123,7 @@ class _Observer:
             step=self._unit,
             attempt=self._attempt,
             pid=pid,
-            process_started=process_start_time(pid),
+            process_started=started if started is not None else process_start_time(pid),
         )
 
     def done(self) -> None:

@@ -27,7 +27,7 @@ class Recorder:
         self.threads.add(threading.get_ident())
         self.lines.append((stream, line))
 
-    def spawned(self, pid: int) -> None:
+    def spawned(self, pid: int, started: float | None = None) -> None:
         self.threads.add(threading.get_ident())
         self.pids.append(pid)
 
