@@ -368,6 +368,7 @@ class Scheduler:
     async def _ask(self, result: UnitResult, scope: anyio.CancelScope) -> None:
         name = result.name
         summary = result.reason or f"ended {result.status.value}"
+        self.s.waiting.add(name)
         self.s.bus.emit(
             StepStatusChanged,
             step=name,
@@ -401,13 +402,14 @@ class Scheduler:
                 how = "timed out"
                 self.timed_out = str(exc)
         del self._asking[name]
+        self.s.waiting.discard(name)
         self.s.bus.emit(
             DecisionAnswered,
             step=name,
             kind=QuestionKind.FAILURE.value,
             answer=how,
             answered_by=by,
-            still_waiting=len(self._asking),
+            still_waiting=len(self.s.waiting),  # approval gates wait too
         )
         self._decided(result, answer, by)
         self._dispatch()
