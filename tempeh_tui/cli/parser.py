@@ -270,12 +270,36 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="answer a run waiting for a decision on a failed step",
         description="Answer a step that failed under on_failure: pause in a run started with "
-        "--wait-for-decision: retry it, skip it (its dependents run), roll the run back, or "
-        "abort. Exit 2 if that step waits for no decision.",
+        "--wait-for-decision: retry it (with -e/-p: with changed env or params for that run "
+        "of the step only), skip it (its dependents run), roll the run back, or abort. Who "
+        "answered, when, and "
+        "what a retry changed go into the run's history (tempeh show). Exit 2 if that step "
+        "waits for no decision or the answer is refused.",
     )
     p.add_argument("run", metavar="RUN", help="a run id (or a unique prefix)")
     p.add_argument("step", metavar="STEP")
     p.add_argument("decision", choices=["retry", "skip", "rollback", "abort"])
+    p.add_argument(
+        "-e",
+        "--env",
+        dest="env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="retry only: set this environment variable for the step's next run, over the "
+        "workflow's and the step's env (repeatable; not a secret, not TEMPEH_*: the answer is "
+        "stored and shown in clear)",
+    )
+    p.add_argument(
+        "-p",
+        "--param",
+        dest="params",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="retry only: change this workflow param for the step's next run; other steps "
+        "keep the run's value (repeatable)",
+    )
     p.set_defaults(handler=_handler("tempeh_tui.cli.decide", "decide"))
 
     p = sub.add_parser(

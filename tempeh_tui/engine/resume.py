@@ -8,6 +8,7 @@ in its environment (which covers one spawned after the last checkpoint).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Literal
@@ -15,7 +16,13 @@ from typing import Literal
 import anyio
 
 from tempeh_tui.definition.models import Workflow
-from tempeh_tui.engine.decisions import FAILURE_CHOICES, Decision, QuestionKind
+from tempeh_tui.engine.decisions import (
+    FAILURE_CHOICES,
+    Decision,
+    QuestionKind,
+    RetryValues,
+    retry_values_by_unit,
+)
 from tempeh_tui.engine.process_groups import terminate_groups
 from tempeh_tui.engine.results import UnitResult
 from tempeh_tui.errors import TempehError
@@ -138,7 +145,19 @@ def plan_resume(run: RunRecord, workflow: Workflow) -> ResumePlan:
             )
     if run.status is RunStatus.RUNNING:
         pass  # the normal case after a crash; a finished run resumes to reuse everything
+    retried = retry_values_by_unit(run.decisions)
+    decisions = [
+        dataclasses.replace(d, why=f"{d.why}; with the values of its last retry: {values}")
+        if d.action != "reuse" and (values := _changes(retried, d.name))
+        else d
+        for d in decisions
+    ]
     return ResumePlan(run, workflow, decisions)
+
+
+def _changes(retried: dict[str, RetryValues], unit: str) -> str:
+    values = retried.get(unit)
+    return values.describe() if values else ""
 
 
 def _skipped_by_operator(

@@ -258,7 +258,7 @@ class UnitRunner:
                 workflow=self.s.scope.workflow.name,
                 step=self.unit.name,
                 attempt=attempt,
-                params=self.s.scope.params,
+                params=scope["params"],  # a retry's changed params included
                 env=scope["env"],
                 steps={n: self.s.scope.results[n].view() for n in self._needs_done()},
                 outputs=dict(outputs),
