@@ -271,8 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer a run waiting for a decision on a failed step",
         description="Answer a step that failed under on_failure: pause in a run started with "
         "--wait-for-decision: retry it (with -e/-p: with changed env or params for that run "
-        "of the step only), skip it (its dependents run), roll the run back, or abort. Who "
-        "answered, when, and "
+        "of the step only), skip it (its dependents run), roll the run back (prints the "
+        "rollback plan; needs --yes, or a y on a terminal), or abort. Who answered, when, and "
         "what a retry changed go into the run's history (tempeh show). Exit 2 if that step "
         "waits for no decision or the answer is refused.",
     )
@@ -299,6 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="retry only: change this workflow param for the step's next run; other steps "
         "keep the run's value (repeatable)",
+    )
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help="rollback only: roll back as the printed plan says without asking",
     )
     p.set_defaults(handler=_handler("tempeh_tui.cli.decide", "decide"))
 
