@@ -274,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
         "of the step only), skip it (its dependents run), roll the run back (prints the "
         "rollback plan; needs --yes, or a y on a terminal), or abort. Who answered, when, and "
         "what a retry changed go into the run's history (tempeh show). Exit 2 if that step "
-        "waits for no decision or the answer is refused.",
+        "waits for no decision, the answer is refused or a rollback is not confirmed.",
     )
     p.add_argument("run", metavar="RUN", help="a run id (or a unique prefix)")
     p.add_argument("step", metavar="STEP")
