@@ -17,7 +17,7 @@ from rich.text import Text
 
 from tempeh_tui.definition.types import format_duration, parse_duration
 from tempeh_tui.store import LogRecord, PruneResult, RunRecord, StepRecord, open_store
-from tempeh_tui.store.base import RollbackRecord
+from tempeh_tui.store.base import DecisionRecord, RollbackRecord
 from tempeh_tui.store.rows import unit_matches
 
 __all__ = ["gc", "logs", "runs", "show"]
@@ -250,6 +250,11 @@ def _print_run(run: RunRecord, console: Console) -> None:
         for step in retried:
             for line in _attempt_lines(step):
                 console.print(Text(f"  {line}"))
+    answered = [d for d in run.decisions if not d.waiting]
+    if answered:
+        console.print(Text("decisions:", style="bold"))
+        for question in answered:
+            console.print(Text(f"  {_decision_line(question)}"))
     if run.rollbacks:
         console.print(Text("rollbacks:", style="bold"))
         for rollback in run.rollbacks:
@@ -277,6 +282,15 @@ def _rollback_lines(rollback: RollbackRecord) -> list[str]:
     if nothing:
         lines.append(f"  nothing to undo: {', '.join(nothing)}")
     return lines
+
+
+def _decision_line(question: DecisionRecord) -> str:
+    """`migrate failure: retry with params version=2 (by alice@host (pid 7), 2026-...)`"""
+    what = question.answer or ""
+    if question.changes:
+        what += f" with {question.changes}"
+    when = _local_time(question.answered_at)
+    return f"{question.unit} {question.kind}: {what} (by {question.answered_by}, {when})"
 
 
 def _attempt_lines(step: StepRecord) -> list[str]:

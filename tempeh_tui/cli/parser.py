@@ -3,9 +3,46 @@
 from __future__ import annotations
 
 import argparse
+import re
+import sys
+from collections.abc import Iterable
 from typing import Any
 
 __all__ = ["build_parser"]
+
+WAIT_OPTION = "--wait-for-decision"
+FOREVER = "forever"
+_DURATION = re.compile(r"(?:\d+(?:\.\d+)?|(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+)")
+"""What `parse_duration` reads: `30`, `1.5`, `500ms`, `1m30s`."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that `--wait-for-decision` takes the next word as its TIMEOUT only if
+    that word is a duration: `run --wait-for-decision FILE` leaves FILE to be the file."""
+
+    def parse_known_args(
+        self, args: Iterable[str] | None = None, namespace: Any = None
+    ) -> tuple[Any, list[str]]:
+        given = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(_bare_wait_option(given), namespace)
+
+
+def _bare_wait_option(args: list[str]) -> list[str]:
+    """`--wait-for-decision` (or a prefix argparse would take for it) not followed by a
+    duration becomes `--wait-for-decision=forever`, so it cannot swallow a positional."""
+    out: list[str] = []
+    for position, word in enumerate(args):
+        if word == "--":
+            return out + args[position:]
+        following = args[position + 1] if position + 1 < len(args) else None
+        takes_value = following is not None and (
+            following == FOREVER or _DURATION.fullmatch(following) is not None
+        )
+        if len(word) >= len("--wait") and WAIT_OPTION.startswith(word) and not takes_value:
+            out.append(f"{WAIT_OPTION}={FOREVER}")
+        else:
+            out.append(word)
+    return out
 
 
 def _handler(module: str, function: str) -> Any:
@@ -32,14 +69,15 @@ def _positive(text: str) -> int:
 
 def _wait_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--wait-for-decision",
+        WAIT_OPTION,
         nargs="?",
-        const="forever",
+        const=FOREVER,
         default=None,
         metavar="TIMEOUT",
         help="when a step needs its operator (on_failure: pause, an approval gate), wait for "
         "`tempeh decide`/`tempeh approve` from another terminal, for TIMEOUT (e.g. 30m; "
-        "default: forever); exit 5 if nobody answers in time",
+        "default: forever); exit 5 if nobody answers in time. The word after it is taken as "
+        "TIMEOUT only if it is a duration, so it may come before FILE",
     )
 
 
@@ -60,13 +98,13 @@ def _driving_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument(
         "--db",
         metavar="PATH",
         help="the SQLite store (default: $TEMPEH_DB, else $XDG_STATE_HOME/tempeh/tempeh.db)",
     )
-    params = argparse.ArgumentParser(add_help=False)
+    params = _Parser(add_help=False)
     params.add_argument(
         "-p",
         "--param",
@@ -77,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="set a workflow param (repeatable)",
     )
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tempeh",
         description="Run multi-step deployment workflows as a DAG: in parallel, retried, "
         "checkpointed, rolled back.",
@@ -232,12 +270,41 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="answer a run waiting for a decision on a failed step",
         description="Answer a step that failed under on_failure: pause in a run started with "
-        "--wait-for-decision: retry it, skip it (its dependents run), roll the run back, or "
-        "abort. Exit 2 if that step waits for no decision.",
+        "--wait-for-decision: retry it (with -e/-p: with changed env or params for that run "
+        "of the step only), skip it (its dependents run), roll the run back (prints the "
+        "rollback plan; needs --yes, or a y on a terminal), or abort. Who answered, when, and "
+        "what a retry changed go into the run's history (tempeh show). Exit 2 if that step "
+        "waits for no decision, the answer is refused or a rollback is not confirmed.",
     )
     p.add_argument("run", metavar="RUN", help="a run id (or a unique prefix)")
     p.add_argument("step", metavar="STEP")
     p.add_argument("decision", choices=["retry", "skip", "rollback", "abort"])
+    p.add_argument(
+        "-e",
+        "--env",
+        dest="env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="retry only: set this environment variable for the step's next run, over the "
+        "workflow's and the step's env (repeatable; not a secret, not TEMPEH_*: the answer is "
+        "stored and shown in clear)",
+    )
+    p.add_argument(
+        "-p",
+        "--param",
+        dest="params",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="retry only: change this workflow param for the step's next run; other steps "
+        "keep the run's value (repeatable)",
+    )
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help="rollback only: roll back as the printed plan says without asking",
+    )
     p.set_defaults(handler=_handler("tempeh_tui.cli.decide", "decide"))
 
     p = sub.add_parser(

@@ -13,13 +13,13 @@ from tempeh_tui.errors import Problem, WorkflowError
 __all__ = ["parse_param_assignments", "resolve_params"]
 
 
-def parse_param_assignments(pairs: list[str]) -> dict[str, str]:
+def parse_param_assignments(pairs: list[str], flag: str = "-p") -> dict[str, str]:
     """`["a=1", "b=x=y"]` → `{"a": "1", "b": "x=y"}`; raise WorkflowError on a missing `=`."""
     out: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
-            raise WorkflowError.single(f"-p {pair}: expected NAME=VALUE", "<command line>")
+            raise WorkflowError.single(f"{flag} {pair}: expected NAME=VALUE", "<command line>")
         out[name.strip()] = value
     return out
 

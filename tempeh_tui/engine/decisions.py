@@ -5,25 +5,32 @@ approved in advance) asks a `Decisions` source and awaits the answer. `DecisionD
 question (when the run has a store) and waits for an answer given in this process
 (`WorkflowEngine.decide`, the app) or by another one (`tempeh decide`, `tempeh approve`), which
 it finds by polling the store.
+
+A `retry` may change the unit's environment and params for its next run (`RetryValues`): they
+are checked against the run's workflow, stored with the answer, and only that unit sees them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import hashlib
 import json
 import os
+import re
 import socket
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
 import anyio
 
+from tempeh_tui.definition.models import Workflow
+from tempeh_tui.definition.suggest import did_you_mean
 from tempeh_tui.errors import TempehError
-from tempeh_tui.store.base import DecisionRecord, Store
+from tempeh_tui.store.base import DecisionRecord, Store, describe_changes
 
 __all__ = [
     "APPROVE",
@@ -35,7 +42,11 @@ __all__ = [
     "Decisions",
     "NothingWaits",
     "QuestionKind",
+    "RetryValues",
+    "RetryValuesRefused",
     "approval_hash",
+    "check_retry_values",
+    "retry_values_by_unit",
     "who_answers",
 ]
 
@@ -63,9 +74,31 @@ FAILURE_CHOICES = tuple(d.value for d in Decision)
 
 
 @dataclass(frozen=True)
+class RetryValues:
+    """What a `retry` changes for the unit's next run: environment variables (over the
+    workflow's and the step's `env`) and params. Other units keep the run's values."""
+
+    env: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, str] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.env or self.params)
+
+    @classmethod
+    def of(cls, record: DecisionRecord) -> RetryValues:
+        return cls(dict(record.env), dict(record.params))
+
+    def describe(self) -> str:
+        """`params version=2; env LOG=debug`"""
+        return describe_changes(self.env, self.params)
+
+
+@dataclass(frozen=True)
 class Answer:
     value: str
     by: str
+    changes: RetryValues = field(default_factory=RetryValues)
+    """A retry's changed env and params."""
 
 
 class DecisionTimedOut(TempehError):
@@ -87,6 +120,73 @@ class NothingWaits(TempehError):
         super().__init__(f"run {run_id}: '{step}' is not waiting for {what}")
 
 
+class RetryValuesRefused(TempehError):
+    """Values a retry may not change: each problem says which and why."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+RESERVED_PREFIX = "TEMPEH_"
+
+
+def check_retry_values(workflow: Workflow, decision: str, changes: RetryValues) -> None:
+    """Refuse what a retry may not change: values with another decision, names that are not
+    environment variable names, tempeh's own `TEMPEH_*` variables, secrets (an answer is
+    stored and shown in clear), params the workflow does not declare or values outside their
+    choices, and NUL bytes (no process can see them)."""
+    if not changes:
+        return
+    problems: list[str] = []
+    if decision != Decision.RETRY:
+        problems.append(f"changed env or params go with retry only, not with {decision}")
+    secrets = {*workflow.secrets, *(name for step in workflow.steps for name in step.secrets)}
+    for name, value in changes.env.items():
+        if not _ENV_NAME.fullmatch(name):
+            problems.append(f"-e {name}: not an environment variable name")
+        elif name.startswith(RESERVED_PREFIX):
+            problems.append(f"-e {name}: TEMPEH_* variables are tempeh's own")
+        elif name in secrets:
+            problems.append(
+                f"-e {name}: a secret cannot be changed by a decision (the answer is stored "
+                "and shown in clear); change it in the environment of the driving process and "
+                "resume"
+            )
+        if "\0" in value:
+            problems.append(f"-e {name}: the value has a NUL byte")
+    declared = workflow.params
+    for name, value in changes.params.items():
+        param = declared.get(name)
+        if param is None:
+            hint = did_you_mean(name, declared) or (
+                f" (declared: {', '.join(declared)})" if declared else " (it declares none)"
+            )
+            problems.append(f"-p {name}: workflow '{workflow.name}' has no param '{name}'{hint}")
+        elif param.choices is not None and value not in {str(c) for c in param.choices}:
+            choices = ", ".join(str(c) for c in param.choices)
+            problems.append(f"-p {name}: '{value}' is not one of {choices}")
+        if "\0" in value:
+            problems.append(f"-p {name}: the value has a NUL byte")
+    if problems:
+        raise RetryValuesRefused(problems)
+
+
+def retry_values_by_unit(asked: Iterable[DecisionRecord]) -> dict[str, RetryValues]:
+    """Per unit, the values its latest run used: those of the operator's last decision on
+    its failure, if that was a retry that changed any (resume and rollback render with them)."""
+    last: dict[str, DecisionRecord] = {}
+    for record in sorted(asked, key=lambda d: d.id):
+        if record.kind == QuestionKind.FAILURE and record.answer in FAILURE_CHOICES:
+            last[record.unit] = record
+    return {
+        unit: RetryValues.of(record)
+        for unit, record in last.items()
+        if record.answer == Decision.RETRY and (record.env or record.params)
+    }
+
+
 class Decisions(Protocol):
     """Where a run's questions go and its answers come from."""
 
@@ -104,9 +204,17 @@ class Decisions(Protocol):
         ...
 
     async def answer(
-        self, run_id: str, step: str, kind: QuestionKind, value: str, by: str | None = None
+        self,
+        run_id: str,
+        step: str,
+        kind: QuestionKind,
+        value: str,
+        by: str | None = None,
+        *,
+        changes: RetryValues | None = None,
     ) -> DecisionRecord:
-        """Answer a waiting question; raises NothingWaits."""
+        """Answer a waiting question (a retry with its `changes`); raises NothingWaits,
+        RetryValuesRefused."""
         ...
 
 
@@ -114,7 +222,8 @@ class DecisionDesk:
     """Questions stored (with a store) and answered from this process or another one.
 
     `wait=False` is headless with nobody to ask; `timeout` (seconds, None: forever) bounds
-    each wait.
+    each wait. `workflow` is what a retry's changes are checked against (else the definition
+    stored with the run).
     """
 
     def __init__(
@@ -124,11 +233,13 @@ class DecisionDesk:
         wait: bool = False,
         timeout: float | None = None,
         poll: float = POLL_INTERVAL,
+        workflow: Workflow | None = None,
     ) -> None:
         self.store = store
         self.wait = wait
         self.timeout = timeout
         self.poll = poll
+        self.workflow = workflow
         self._local: dict[int, DecisionRecord] = {}  # without a store
         self._wakeups: dict[tuple[str, str], anyio.Event] = {}
 
@@ -162,13 +273,25 @@ class DecisionDesk:
         return None
 
     async def answer(
-        self, run_id: str, step: str, kind: QuestionKind, value: str, by: str | None = None
+        self,
+        run_id: str,
+        step: str,
+        kind: QuestionKind,
+        value: str,
+        by: str | None = None,
+        *,
+        changes: RetryValues | None = None,
     ) -> DecisionRecord:
         who = by or who_answers()
+        changes = changes or RetryValues()
+        if changes:
+            check_retry_values(await self._workflow(run_id), value, changes)
         if self.store is not None:
-            found = await self.store.answer_decision(run_id, step, kind.value, value, who)
+            found = await self.store.answer_decision(
+                run_id, step, kind.value, value, who, env=changes.env, params=changes.params
+            )
         else:
-            found = self._answer_locally(run_id, step, kind, value, who)
+            found = self._answer_locally(run_id, step, kind, value, who, changes=changes)
         if found is None:
             raise NothingWaits(run_id, step, kind)
         wakeup = self._wakeups.get((run_id, found.unit))
@@ -191,7 +314,8 @@ class DecisionDesk:
             wakeup = self._wakeups[key] = anyio.Event()
             record = await self._find(question.run_id, number)
             if record is not None and record.answer is not None:
-                return Answer(record.answer, record.answered_by or "unknown")
+                by = record.answered_by or "unknown"
+                return Answer(record.answer, by, RetryValues.of(record))
             with anyio.move_on_after(self.poll):
                 await wakeup.wait()
 
@@ -205,19 +329,34 @@ class DecisionDesk:
             return [d for d in self._local.values() if d.run_id == run_id]
         return await self.store.decisions(run_id)
 
+    async def _workflow(self, run_id: str) -> Workflow:
+        if self.workflow is not None:
+            return self.workflow
+        if self.store is None:
+            raise RetryValuesRefused(["no workflow to check the changed values against"])
+        record = await self.store.get_run(run_id)
+        return Workflow.model_validate(record.definition, context={"checked": True})
+
     def _answer_locally(
-        self, run_id: str, step: str, kind: QuestionKind, value: str, who: str
+        self,
+        run_id: str,
+        step: str,
+        kind: QuestionKind,
+        value: str,
+        who: str,
+        *,
+        changes: RetryValues,
     ) -> DecisionRecord | None:
         for number, record in reversed(self._local.items()):
             names = record.unit == step or record.unit.startswith(step + "[")
             if record.run_id == run_id and record.kind == kind and record.waiting and names:
-                answered = DecisionRecord(
-                    **{
-                        **record.__dict__,
-                        "answer": value,
-                        "answered_by": who,
-                        "answered_at": time.time(),
-                    }
+                answered = dataclasses.replace(
+                    record,
+                    answer=value,
+                    answered_by=who,
+                    answered_at=time.time(),
+                    env=dict(changes.env),
+                    params=dict(changes.params),
                 )
                 self._local[number] = answered
                 return answered

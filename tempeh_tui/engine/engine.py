@@ -32,6 +32,8 @@ from tempeh_tui.engine.decisions import (
     DecisionDesk,
     Decisions,
     QuestionKind,
+    RetryValues,
+    retry_values_by_unit,
 )
 from tempeh_tui.engine.executor import DEFAULT_GRACE, Executor
 from tempeh_tui.engine.host_load import HostLoad, PsutilHostLoad
@@ -133,25 +135,48 @@ class WorkflowEngine:
             self._scheduler.stop(StopReason(StepStatus.INTERRUPTED, message))
 
     async def decide(
-        self, run_id: str, step: str, decision: Decision | str, *, by: str | None = None
+        self,
+        run_id: str,
+        step: str,
+        decision: Decision | str,
+        *,
+        by: str | None = None,
+        env: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
     ) -> DecisionRecord:
         """Answer a step of this engine's run that failed under `pause` and waits (SPEC 5.2):
-        the same path `tempeh decide` takes. Raises NothingWaits."""
-        return await self._answer(run_id, step, QuestionKind.FAILURE, Decision(decision), by)
+        the same path `tempeh decide` takes, stored with who answered.
+
+        `retry` may change `env` and `params` for the step's next run only (not for other
+        steps, nor for a later retry that changes nothing); names of secrets and `TEMPEH_*`
+        are refused, as are params the workflow does not declare. `rollback` is taken as
+        confirmed: show the plan first (`RollbackManager.plan_rollback`) where a person
+        decides. Raises NothingWaits, RetryValuesRefused."""
+        changes = RetryValues(dict(env or {}), dict(params or {}))
+        return await self._answer(
+            run_id, step, QuestionKind.FAILURE, Decision(decision), by, changes=changes
+        )
 
     async def approve(self, run_id: str, step: str, *, by: str | None = None) -> DecisionRecord:
         """Approve a waiting approval gate (what `tempeh approve` does). Raises NothingWaits."""
         return await self._answer(run_id, step, QuestionKind.APPROVAL, APPROVE, by)
 
     async def _answer(
-        self, run_id: str, step: str, kind: QuestionKind, value: str, by: str | None
+        self,
+        run_id: str,
+        step: str,
+        kind: QuestionKind,
+        value: str,
+        by: str | None,
+        *,
+        changes: RetryValues | None = None,
     ) -> DecisionRecord:
         desk = self._desk or self._decisions
         if desk is None:
             from tempeh_tui.engine.decisions import NothingWaits
 
             raise NothingWaits(run_id, step, kind)
-        return await desk.answer(run_id, step, kind, value, by)
+        return await desk.answer(run_id, step, kind, value, by, changes=changes)
 
     # --- running -------------------------------------------------------------------------
 
@@ -255,6 +280,7 @@ class WorkflowEngine:
                 first_seq=await store.last_seq(record.id),
                 wait_for_decision=wait_for_decision,
                 decision_timeout=decision_timeout,
+                retried=retry_values_by_unit(record.decisions),
             )
             return await self._drive(run, store, stack)
 
@@ -270,12 +296,13 @@ class WorkflowEngine:
         if store is not None:
             bus.subscribe(store.record)
         desk = self._decisions or DecisionDesk(
-            store, wait=run.wait_for_decision, timeout=run.decision_timeout
+            store, wait=run.wait_for_decision, timeout=run.decision_timeout, workflow=wf
         )
         tmpdir = tempfile.mkdtemp(prefix=f"tempeh-{run.run_id}-")
         stack.callback(shutil.rmtree, tmpdir, ignore_errors=True)
         results: dict[str, UnitResult] = {}
         scope = RunScope(wf, graph, run.run_id, run.params, results, environ, secret_values)
+        scope.retried.update(run.retried)
         services = RunServices(
             executor=self._executor or _local_executor(),
             bus=bus,
@@ -382,6 +409,8 @@ class _RunSetup:
     wait_for_decision: bool = False
     """Headless, wait for `tempeh decide`/`approve` answers through the store."""
     decision_timeout: float | None = None
+    retried: dict[str, RetryValues] = field(default_factory=dict)
+    """Units whose last decision was a retry with changed values: they run with them."""
 
 
 def _policy(wf: Workflow, on_failure: OnFailure | str | None, auto_rollback: bool) -> OnFailure:

@@ -16,6 +16,7 @@ from tempeh_tui.definition.checks import param_env_name
 from tempeh_tui.definition.expressions import evaluate, render_template
 from tempeh_tui.definition.models import Workflow
 from tempeh_tui.definition.shell_template import ShellTemplate, parse_shell_template
+from tempeh_tui.engine.decisions import RetryValues
 from tempeh_tui.engine.results import UnitResult
 from tempeh_tui.events import StepStatus
 from tempeh_tui.graph.build import Unit, WorkflowGraph
@@ -108,6 +109,36 @@ class RunScope:
     base_env: Mapping[str, str]
     """The process environment steps inherit (os.environ at the start of the run)."""
     secrets: Mapping[str, str] = field(default_factory=dict)
+    retried: dict[str, RetryValues] = field(default_factory=dict)
+    """Units whose next run uses values an operator's `retry` changed (SPEC 5.2); the
+    scheduler sets and clears them. Only those units see them: all else keeps the run's."""
+    env_override: Mapping[str, str] = field(default_factory=dict)
+    """Set on a unit's own scope (`for_unit`): its changed environment, over every `env`."""
+    _unit_scopes: dict[str, tuple[RetryValues, RunScope]] = field(
+        default_factory=dict, init=False, repr=False
+    )
+
+    def for_unit(self, unit: Unit) -> RunScope:
+        """The scope `unit` renders in: this one, or one with its retry's values in it (its
+        params, and the workflow `env` rendered again with them)."""
+        values = self.retried.get(unit.name)
+        if not values:
+            return self
+        known = self._unit_scopes.get(unit.name)
+        if known is not None and known[0] is values:
+            return known[1]
+        scope = RunScope(
+            self.workflow,
+            self.graph,
+            self.run_id,
+            {**self.params, **values.params},
+            self.results,
+            self.base_env,
+            self.secrets,
+            env_override=values.env,
+        )
+        self._unit_scopes[unit.name] = (values, scope)
+        return scope
 
     @cached_property
     def _base(self) -> dict[str, Any]:
@@ -124,6 +155,7 @@ class RunScope:
         env: dict[str, str] = {}
         for name, value in self.workflow.env.items():
             env[name] = render_template(value, {**self._base, "env": env})
+        env.update(self.env_override)
         return env
 
     @cached_property
@@ -150,6 +182,8 @@ class RunScope:
         iteration: int = 1,
     ) -> dict[str, Any]:
         """What `when`, `until` and `{{ }}` of `unit` can read (SPEC 1.1)."""
+        if unit.name in self.retried:
+            return self.for_unit(unit).expression_scope(unit, outputs=outputs, iteration=iteration)
         scope = dict(self._base)
         if unit.is_instance:
             scope["item"] = unit.item
@@ -159,6 +193,7 @@ class RunScope:
             env = dict(self._workflow_env)
             for name, value in unit.step.env.items():
                 env[name] = render_template(value, {**scope, "env": env})
+            env.update(self.env_override)  # over the step's own env too
             scope["env"] = env
         else:
             scope["env"] = self._workflow_env  # shared: nothing writes to it
@@ -174,9 +209,18 @@ class RunScope:
         output_file: str | None,
     ) -> dict[str, str]:
         """The whole environment of a step's process (SPEC 1: TEMPEH_* and params)."""
+        if unit.name in self.retried:
+            return self.for_unit(unit).process_env(
+                unit, scope, attempt=attempt, iteration=iteration, output_file=output_file
+            )
         env = dict(self._run_env)
         if unit.step.env:
             env.update(scope["env"])
+        env.update(  # a retry's changed env: never a secret or one of tempeh's own
+            (name, value)
+            for name, value in self.env_override.items()
+            if name not in self.secrets and not name.startswith("TEMPEH_")
+        )
         for name in unit.step.secrets:
             env[name] = self.secrets[name]  # only the secrets this step (or the run) is given
         env["TEMPEH_STEP"] = unit.name

@@ -8,6 +8,7 @@ in its environment (which covers one spawned after the last checkpoint).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Literal
@@ -15,13 +16,21 @@ from typing import Literal
 import anyio
 
 from tempeh_tui.definition.models import Workflow
+from tempeh_tui.engine.decisions import (
+    FAILURE_CHOICES,
+    Decision,
+    QuestionKind,
+    RetryValues,
+    retry_values_by_unit,
+)
 from tempeh_tui.engine.process_groups import terminate_groups
 from tempeh_tui.engine.results import UnitResult
 from tempeh_tui.errors import TempehError
 from tempeh_tui.events import RunStatus, StepStatus
+from tempeh_tui.events.types import iso_time
 from tempeh_tui.graph.build import build_graph
 from tempeh_tui.store import same_process
-from tempeh_tui.store.base import RunRecord, StepRecord, StoreError
+from tempeh_tui.store.base import DecisionRecord, RunRecord, StepRecord, StoreError
 
 __all__ = [
     "InDoubt",
@@ -58,6 +67,8 @@ class UnitDecision:
     """In doubt, with a `check` probe to ask whether its effect is in place."""
     confirm: bool = False
     """In doubt, not idempotent, no probe: runs again only with the operator's yes."""
+    skipped_by: DecisionRecord | None = None
+    """The operator's `skip` that keeps it skipped (its dependents run as if it succeeded)."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +79,9 @@ class ResumePlan:
 
     def reused(self) -> dict[str, UnitResult]:
         return {
-            d.name: _as_result(d.record) for d in self.decisions if d.action == "reuse" and d.record
+            d.name: _as_result(d.record, d.skipped_by)
+            for d in self.decisions
+            if d.action == "reuse" and d.record
         }
 
     def probes(self) -> frozenset[str]:
@@ -107,6 +120,9 @@ def plan_resume(run: RunRecord, workflow: Workflow) -> ResumePlan:
         step = unit.step
         if record is None or record.status is StepStatus.PENDING:
             decisions.append(UnitDecision(unit.name, "re-run", "not started yet", record))
+        elif (skip := _skipped_by_operator(record, run.decisions)) is not None:
+            why = f"skipped by the operator ({skip.answered_by}, {_when(skip.answered_at)})"
+            decisions.append(UnitDecision(unit.name, "reuse", why, record, skipped_by=skip))
         elif record.status is StepStatus.SUCCEEDED:
             why = "succeeded" + (" (cached)" if record.cached else "")
             decisions.append(UnitDecision(unit.name, "reuse", why, record))
@@ -121,7 +137,7 @@ def plan_resume(run: RunRecord, workflow: Workflow) -> ResumePlan:
                 why = "was running when the engine stopped; idempotent, so it runs again"
                 decisions.append(UnitDecision(unit.name, "in doubt", why, record))
         elif record.status is StepStatus.SKIPPED:
-            why = "was skipped; its needs and `when` decide again"
+            why = "was skipped by its needs or `when`, which decide again"
             decisions.append(UnitDecision(unit.name, "decide again", why, record))
         else:
             decisions.append(
@@ -129,22 +145,67 @@ def plan_resume(run: RunRecord, workflow: Workflow) -> ResumePlan:
             )
     if run.status is RunStatus.RUNNING:
         pass  # the normal case after a crash; a finished run resumes to reuse everything
+    retried = retry_values_by_unit(run.decisions)
+    decisions = [
+        dataclasses.replace(d, why=f"{d.why}; with the values of its last retry: {values}")
+        if d.action != "reuse" and (values := _changes(retried, d.name))
+        else d
+        for d in decisions
+    ]
     return ResumePlan(run, workflow, decisions)
 
 
-def _as_result(record: StepRecord) -> UnitResult:
+def _changes(retried: dict[str, RetryValues], unit: str) -> str:
+    values = retried.get(unit)
+    return values.describe() if values else ""
+
+
+def _skipped_by_operator(
+    record: StepRecord, asked: tuple[DecisionRecord, ...]
+) -> DecisionRecord | None:
+    """The operator's `skip` of this unit's last failure, if that was the last word on it.
+
+    Stored as skipped, or still failed when the engine died before it acted on the answer
+    (no attempt began after the question was asked)."""
+    answers = [
+        d
+        for d in asked
+        if d.unit == record.name
+        and d.kind == QuestionKind.FAILURE
+        and d.answer is not None
+        and d.answer in FAILURE_CHOICES
+    ]
+    last = max(answers, key=lambda d: d.id, default=None)
+    if last is None or last.answer != Decision.SKIP:
+        return None
+    if record.status is StepStatus.SKIPPED:
+        return last
+    later = [a for a in record.attempt_history if a.started_at > last.asked_at]
+    if record.status is StepStatus.FAILED and not later:
+        return last
+    return None
+
+
+def _when(ts: float | None) -> str:
+    return iso_time(ts) if ts is not None else "at an unknown time"
+
+
+def _as_result(record: StepRecord, skipped_by: DecisionRecord | None = None) -> UnitResult:
+    reason = record.reason
+    if skipped_by is not None and record.status is not StepStatus.SKIPPED:
+        reason = f"failed, then skipped by the operator (by {skipped_by.answered_by}): {reason}"
     return UnitResult(
         name=record.name,
-        status=record.status,
+        status=StepStatus.SKIPPED if skipped_by is not None else record.status,
         attempts=record.attempts,
         exit_code=record.exit_code,
         error_class=record.error_class,
         severity=record.severity,
-        outputs=dict(record.outputs),
+        outputs={} if skipped_by is not None else dict(record.outputs),
         started_at=record.started_at,
         ended_at=record.ended_at,
         cached=record.cached,
-        reason=record.reason,
+        reason=reason,
     )
 
 

@@ -28,6 +28,7 @@ import anyio
 
 from tempeh_tui.definition.expressions import ExpressionError
 from tempeh_tui.definition.models import Workflow
+from tempeh_tui.engine.decisions import retry_values_by_unit
 from tempeh_tui.engine.executor import DEFAULT_GRACE, ExecResult, Executor, ShellRequest
 from tempeh_tui.engine.process_groups import terminate_groups
 from tempeh_tui.engine.rendering import RunScope, render_shell
@@ -217,6 +218,8 @@ class _Rollback:
         self.scope = RunScope(
             workflow, self.graph, record.id, record.params, results, environ, secret_values
         )
+        # a unit an operator retried with changed values is undone with the values it ran with
+        self.scope.retried.update(retry_values_by_unit(record.decisions))
 
     async def run(self) -> RollbackResult:
         started = time.time()

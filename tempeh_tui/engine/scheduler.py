@@ -24,6 +24,7 @@ from tempeh_tui.engine.decisions import (
     Decision,
     DecisionTimedOut,
     QuestionKind,
+    RetryValues,
 )
 from tempeh_tui.engine.host_load import HostLoad
 from tempeh_tui.engine.results import UnitResult
@@ -368,6 +369,7 @@ class Scheduler:
     async def _ask(self, result: UnitResult, scope: anyio.CancelScope) -> None:
         name = result.name
         summary = result.reason or f"ended {result.status.value}"
+        self.s.waiting.add(name)
         self.s.bus.emit(
             StepStatusChanged,
             step=name,
@@ -393,26 +395,36 @@ class Scheduler:
         answer: str | None = None
         how = "withdrawn"
         by: str | None = None
+        changes = RetryValues()
         with scope:
             try:
                 got = await self.s.decisions.ask(question)
-                answer, by, how = got.value, got.by, got.value
+                answer, by, how, changes = got.value, got.by, got.value, got.changes
             except DecisionTimedOut as exc:
                 how = "timed out"
                 self.timed_out = str(exc)
         del self._asking[name]
+        self.s.waiting.discard(name)
         self.s.bus.emit(
             DecisionAnswered,
             step=name,
             kind=QuestionKind.FAILURE.value,
             answer=how,
             answered_by=by,
-            still_waiting=len(self._asking),
+            still_waiting=len(self.s.waiting),  # approval gates wait too
+            env=self.s.masker.mask_mapping(changes.env),
+            params=self.s.masker.mask_mapping(changes.params),
         )
-        self._decided(result, answer, by)
+        self._decided(result, answer, by, changes)
         self._dispatch()
 
-    def _decided(self, result: UnitResult, answer: str | None, by: str | None) -> None:
+    def _decided(
+        self,
+        result: UnitResult,
+        answer: str | None,
+        by: str | None,
+        changes: RetryValues | None = None,
+    ) -> None:
         name = result.name
         if answer is None:  # timed out, or the run stopped meanwhile
             if self.timed_out is not None and self.stopped is None:
@@ -423,9 +435,16 @@ class Scheduler:
             return
         decision = Decision(answer)
         who = f" by {by}" if by else ""
-        self.on_message(f"'{name}': {decision.value} (decided{who})")
+        what = decision.value
+        if decision is Decision.RETRY and changes:
+            what += f" with {self.s.masker.mask(changes.describe())}"
+        self.on_message(f"'{name}': {what} (decided{who})")
         if decision is Decision.RETRY:
             self._attempts_made[name] = result.attempts
+            if changes:  # for this unit's next run only
+                self.s.scope.retried[name] = changes
+            else:
+                self.s.scope.retried.pop(name, None)
             self._ready_all([name])  # judged again: its `when` may have failed, not its run
             return
         self._settled.add(name)

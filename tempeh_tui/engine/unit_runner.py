@@ -94,6 +94,9 @@ class RunServices:
     """Process groups of the attempts running now (for killing at once on a second SIGINT)."""
     decisions: Decisions = field(default_factory=lambda: DecisionDesk(None))
     """Where questions for the operator go (failures under `pause`, approval gates)."""
+    waiting: set[str] = field(default_factory=set)
+    """Units whose question waits now (failures and approvals alike): the run stays `paused`
+    while any does, so an answer says how many still wait (`DecisionAnswered.still_waiting`)."""
 
 
 class _Observer:
@@ -260,7 +263,7 @@ class UnitRunner:
                 workflow=self.s.scope.workflow.name,
                 step=self.unit.name,
                 attempt=attempt,
-                params=self.s.scope.params,
+                params=scope["params"],  # a retry's changed params included
                 env=scope["env"],
                 steps={n: self.s.scope.results[n].view() for n in self._needs_done()},
                 outputs=dict(outputs),
@@ -431,6 +434,7 @@ class UnitRunner:
             status=StepStatus.AWAITING_CONFIRMATION,
             reason=waiting,
         )
+        self.s.waiting.add(self.unit.name)
         bus.emit(
             DecisionRequested, step=self.unit.name, kind=kind, question=question, choices=(APPROVE,)
         )
@@ -448,7 +452,14 @@ class UnitRunner:
         try:
             answer = await self.s.decisions.ask(record)
         except DecisionTimedOut as exc:
-            bus.emit(DecisionAnswered, step=self.unit.name, kind=kind, answer="timed out")
+            self.s.waiting.discard(self.unit.name)
+            bus.emit(
+                DecisionAnswered,
+                step=self.unit.name,
+                kind=kind,
+                answer="timed out",
+                still_waiting=len(self.s.waiting),
+            )
             self._note(str(exc))
             return self._result(
                 StepStatus.FAILED,
@@ -457,12 +468,15 @@ class UnitRunner:
                 reason=f"needs approval: {question} ({exc})",
                 awaited_decision_in_vain=True,
             )
+        finally:
+            self.s.waiting.discard(self.unit.name)  # also when the run stops meanwhile
         bus.emit(
             DecisionAnswered,
             step=self.unit.name,
             kind=kind,
             answer=answer.value,
             answered_by=answer.by,
+            still_waiting=len(self.s.waiting),
         )
         self._note(f"approved by {answer.by}: {question}")
         return None

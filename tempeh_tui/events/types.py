@@ -229,6 +229,10 @@ class DecisionAnswered(Event):
     answered_by: str | None = None
     still_waiting: int = 0
     """Questions of the run that still wait: the run stays `paused` while there are any."""
+    env: dict[str, str] = field(default_factory=dict)
+    """A retry's changed environment for the unit's next run (secrets masked)."""
+    params: dict[str, str] = field(default_factory=dict)
+    """A retry's changed params for the unit's next run."""
 
 
 EVENT_TYPES: dict[str, type[Event]] = {

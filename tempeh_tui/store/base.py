@@ -8,6 +8,7 @@ last one). Readers get plain records. Implementations: `SqliteStore` (the defaul
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -34,6 +35,7 @@ __all__ = [
     "StepRecord",
     "Store",
     "StoreError",
+    "describe_changes",
 ]
 
 LEASE_TIMEOUT = 30.0
@@ -230,6 +232,15 @@ class RollbackRecord:
         }
 
 
+def describe_changes(env: Mapping[str, str], params: Mapping[str, str]) -> str:
+    """`params version=2; env LOG=debug`: a retry's changed values, for people."""
+    parts = []
+    for label, values in (("params", params), ("env", env)):
+        if values:
+            parts.append(label + " " + " ".join(f"{k}={v}" for k, v in values.items()))
+    return "; ".join(parts)
+
+
 @dataclass(frozen=True)
 class DecisionRecord:
     """A question a run put to its operator (SPEC 5.2: a failure; 1: an approval gate), and
@@ -249,10 +260,19 @@ class DecisionRecord:
     answered_by: str | None = None
     answered_at: float | None = None
     id: int = 0
+    env: dict[str, str] = field(default_factory=dict)
+    """A `retry`'s changed environment variables for the unit's next run (SPEC 5.2)."""
+    params: dict[str, str] = field(default_factory=dict)
+    """A `retry`'s changed params for the unit's next run: only that unit sees them."""
 
     @property
     def waiting(self) -> bool:
         return self.answer is None
+
+    @property
+    def changes(self) -> str:
+        """What a retry changed, for people ('' if nothing)."""
+        return describe_changes(self.env, self.params)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -264,6 +284,8 @@ class DecisionRecord:
             "answer": self.answer,
             "answered_by": self.answered_by,
             "answered_at": _iso(self.answered_at),
+            "env": self.env,
+            "params": self.params,
         }
 
 
@@ -434,10 +456,19 @@ class Store(Protocol):
         ...
 
     async def answer_decision(
-        self, run_id: str, unit: str, kind: str, answer: str, answered_by: str
+        self,
+        run_id: str,
+        unit: str,
+        kind: str,
+        answer: str,
+        answered_by: str,
+        *,
+        env: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
     ) -> DecisionRecord | None:
         """Answer the newest waiting question of `kind` for `unit` (a unit's name, or a step's:
-        then any of its instances); None if none waits. `run_id` is the full id."""
+        then any of its instances), with a retry's changed `env` and `params` if any; None if
+        none waits. `run_id` is the full id."""
         ...
 
     async def decisions(self, run_id: str) -> list[DecisionRecord]:

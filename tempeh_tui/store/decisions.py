@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping
@@ -13,6 +14,7 @@ from tempeh_tui.store.sqlite_writer import immediate
 
 __all__ = [
     "DECISION_COLUMNS",
+    "AnswerRequest",
     "answer_row",
     "decision_from_row",
     "decision_row",
@@ -50,7 +52,16 @@ def decision_from_row(row: Mapping[str, Any] | sqlite3.Row) -> DecisionRecord:
         answer=row["answer"],
         answered_by=row["answered_by"],
         answered_at=row["answered_at"],
+        env=_texts(row["env"]),
+        params=_texts(row["params"]),
     )
+
+
+def _texts(column: str | None) -> dict[str, str]:
+    """A JSON object column (NULL: nothing) as names and their text values."""
+    if not column:
+        return {}
+    return {str(k): str(v) for k, v in json.loads(column).items()}
 
 
 def _names(unit: str, name: str) -> bool:
@@ -64,8 +75,24 @@ def pick_waiting(rows: Iterable[DecisionRecord], unit: str, kind: str) -> Decisi
     return max(waiting, key=lambda r: r.id, default=None)
 
 
-def answer_row(answer: str, answered_by: str) -> dict[str, Any]:
-    return {"answer": answer, "answered_by": answered_by, "answered_at": time.time()}
+def answer_row(
+    answer: str,
+    answered_by: str,
+    env: Mapping[str, str] | None = None,
+    params: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The fields an answer sets on its `DecisionRecord`."""
+    return {
+        "answer": answer,
+        "answered_by": answered_by,
+        "answered_at": time.time(),
+        "env": dict(env or {}),
+        "params": dict(params or {}),
+    }
+
+
+AnswerRequest = tuple[str, str, str, str, str, Mapping[str, str], Mapping[str, str]]
+"""run_id, unit, kind, answer, answered_by, env, params"""
 
 
 def sqlite_ask(db: sqlite3.Connection, question: DecisionRecord) -> int:
@@ -79,11 +106,9 @@ def sqlite_ask(db: sqlite3.Connection, question: DecisionRecord) -> int:
     return cursor.lastrowid
 
 
-def sqlite_answer(
-    db: sqlite3.Connection, request: tuple[str, str, str, str, str]
-) -> DecisionRecord | None:
+def sqlite_answer(db: sqlite3.Connection, request: AnswerRequest) -> DecisionRecord | None:
     """Answer the newest waiting question, atomically: two answers never both win."""
-    run_id, unit, kind, answer, answered_by = request
+    run_id, unit, kind, answer, answered_by, env, params = request
     with immediate(db):
         rows = db.execute(
             "SELECT * FROM decisions WHERE run_id = ? AND answer IS NULL", (run_id,)
@@ -91,9 +116,21 @@ def sqlite_answer(
         found = pick_waiting([decision_from_row(r) for r in rows], unit, kind)
         if found is None:
             return None
-        values = answer_row(answer, answered_by)
+        values = answer_row(answer, answered_by, env, params)
         db.execute(
-            "UPDATE decisions SET answer = ?, answered_by = ?, answered_at = ? WHERE id = ?",
-            (*values.values(), found.id),
+            "UPDATE decisions SET answer = ?, answered_by = ?, answered_at = ?, env = ?, "
+            "params = ? WHERE id = ?",
+            (
+                values["answer"],
+                values["answered_by"],
+                values["answered_at"],
+                _json(values["env"]),
+                _json(values["params"]),
+                found.id,
+            ),
         )
     return dataclasses.replace(found, **values)
+
+
+def _json(values: Mapping[str, str]) -> str | None:
+    return json.dumps(values, ensure_ascii=False) if values else None

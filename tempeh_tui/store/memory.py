@@ -8,7 +8,7 @@ import dataclasses
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from tempeh_tui.events import Event
@@ -248,12 +248,20 @@ class MemoryStore(EventBuffer, LeaseKeeper):
         return number
 
     async def answer_decision(
-        self, run_id: str, unit: str, kind: str, answer: str, answered_by: str
+        self,
+        run_id: str,
+        unit: str,
+        kind: str,
+        answer: str,
+        answered_by: str,
+        *,
+        env: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
     ) -> DecisionRecord | None:
         found = pick_waiting(await self.decisions(run_id), unit, kind)
         if found is None:
             return None
-        answered = dataclasses.replace(found, **answer_row(answer, answered_by))
+        answered = dataclasses.replace(found, **answer_row(answer, answered_by, env, params))
         self._decisions[(run_id, found.id)] = answered
         return answered
 

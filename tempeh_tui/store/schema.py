@@ -17,6 +17,9 @@ who asked and when, how it ended), and `rollback_actions`, one row per unit it c
 
 Version 4: operator decisions (SPEC 5.2, 6): `decisions`, one row per question a run asked (a
 failure under `on_failure: pause`, or an approval gate), with its answer, who gave it and when.
+
+Version 5: a `retry` may change the unit's environment and params for its next run (SPEC 5.2):
+`decisions.env` and `decisions.params`, JSON objects, NULL when the answer changed nothing.
 """
 
 from __future__ import annotations
@@ -167,7 +170,12 @@ CREATE TABLE decisions (
 CREATE INDEX decisions_by_run ON decisions (run_id, unit);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+_V5 = """
+ALTER TABLE decisions ADD COLUMN env TEXT;      -- JSON: a retry's changed environment
+ALTER TABLE decisions ADD COLUMN params TEXT;   -- JSON: a retry's changed params
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 """MIGRATIONS[n] takes a store from version n to n + 1. Append; never edit a released one."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from itertools import groupby
 from pathlib import Path
@@ -160,9 +160,17 @@ class SqliteStore(EventBuffer, LeaseKeeper):
         return await self._in_writer(sqlite_ask, question, "store a question for the operator")
 
     async def answer_decision(
-        self, run_id: str, unit: str, kind: str, answer: str, answered_by: str
+        self,
+        run_id: str,
+        unit: str,
+        kind: str,
+        answer: str,
+        answered_by: str,
+        *,
+        env: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
     ) -> DecisionRecord | None:
-        request = (run_id, unit, kind, answer, answered_by)
+        request = (run_id, unit, kind, answer, answered_by, env or {}, params or {})
         return await self._in_writer(sqlite_answer, request, "store the answer")
 
     async def decisions(self, run_id: str) -> list[DecisionRecord]:

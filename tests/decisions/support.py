@@ -49,7 +49,7 @@ async def run_and_answer(
     **options: Any,
 ) -> Answered:
     """Run `text`; whenever it waits (up to `times` times), `answer` the question."""
-    engine = WorkflowEngine(executor, store, environ=environ, sleep=_no_wait)
+    engine = WorkflowEngine(executor, store, environ=environ, sleep=no_wait)
     events: list[Event] = []
     engine.subscribe(events.append)
     workflow = parse_workflow(textwrap.dedent(text), "test.yaml")
@@ -81,7 +81,7 @@ def through_the_store(store: Store, value: str, kind: str = "failure") -> Callab
     return answer
 
 
-async def _no_wait(_seconds: float) -> None:
+async def no_wait(_seconds: float) -> None:
     await anyio.lowlevel.checkpoint()
 
 
