@@ -375,6 +375,9 @@ class Scheduler:
             step=name,
             status=StepStatus.FAILED,
             reason=f"{summary}; waiting for a decision: {' | '.join(FAILURE_CHOICES)}",
+            attempt=result.attempts,
+            exit_code=result.exit_code,
+            error_class=result.error_class,
         )
         self.s.bus.emit(
             DecisionRequested,

@@ -89,11 +89,16 @@ class RunFinished(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StepStatusChanged(Event):
-    """A unit moved to a non-terminal state (`waiting`, `awaiting_confirmation`, ...)."""
+    """A unit moved to a non-terminal state (`waiting`, `awaiting_confirmation`, ...), or
+    failed and waits for its operator (`failed`): then `attempt` is the attempt that ended,
+    with its `exit_code` and `error_class`."""
 
     type: ClassVar[str] = "step_status"
     status: StepStatus
     reason: str | None = None
+    attempt: int | None = None
+    exit_code: int | None = None
+    error_class: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -205,6 +205,13 @@ def _project_one(changes: Changes, event: Event) -> None:
         unit = changes.unit(event.run_id, event.step)
         unit.set("status", event.status.value)
         unit.set("reason", event.reason)
+        if event.attempt:  # a failure that waits for a decision: its attempt has ended
+            unit.set("exit_code", event.exit_code)
+            unit.set("error_class", event.error_class)
+            attempt = changes.attempt(event.run_id, event.step, event.attempt)
+            attempt.fill("ended_at", event.ts)
+            attempt.set("exit_code", event.exit_code)
+            attempt.set("error_class", event.error_class)
     elif isinstance(event, StepStarted):
         _step_started(changes, event, event.step)
     elif isinstance(event, StepSpawned):

@@ -58,6 +58,13 @@ async def test_retry_runs_the_step_again_with_its_attempts_numbered_on() -> None
     assert (question.unit, question.kind, question.answer) == ("migrate", "failure", "retry")
     assert question.answered_by == "tester@host (pid 1)"
     assert question.answered_at is not None
+    # the failed attempt was closed when it failed, not left `running` behind the retry
+    first, second = {s.name: s for s in record.steps}["migrate"].attempt_history
+    assert (first.attempt, first.exit_code, first.error_class) == (1, 1, "unknown")
+    assert first.ended_at is not None
+    assert first.ended_at <= question.answered_at
+    assert second.attempt == 2
+    assert second.ended_at is not None
     assert "exit code 1" in question.summary
 
 
