@@ -333,7 +333,8 @@ def _reference_problems(
     graph: _NeedGraph,
     ancestors_cache: dict[str, set[str]],
 ) -> Iterator[str]:
-    for name in sorted(refs.names - CONTEXT_NAMES - jinja_globals()):
+    unknown = refs.names - CONTEXT_NAMES
+    for name in sorted(unknown - jinja_globals() if unknown else unknown):
         yield f"unknown name '{name}'{did_you_mean(name, CONTEXT_NAMES)}; expressions can read " + (
             ", ".join(sorted(CONTEXT_NAMES))
         )

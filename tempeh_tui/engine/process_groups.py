@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import signal
 import time
+
+from tempeh_tui.store.lease import process_start_time
 
 __all__ = [
     "finish_group",
@@ -49,37 +50,6 @@ def group_alive(pgid: int) -> bool:
             if entry.name.isdigit() and _live_member(entry.name, pgid):
                 return True
     return False
-
-
-def process_start_time(pid: int) -> float | None:
-    """When `pid` started, in seconds since the epoch, exactly as psutil's `create_time()`
-    computes it (so a resume can compare the two), or None if it is gone. One read of
-    /proc/PID/stat: psutil.Process(pid) costs ~10 times more, on every step's path."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            fields = stat.read().rpartition(b")")[2].split()
-        return int(fields[19]) / _clock_ticks() + _boot_time()
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, IndexError):  # no /proc here: ask psutil
-        import psutil
-
-        try:
-            return float(psutil.Process(pid).create_time())
-        except psutil.Error:
-            return None
-
-
-@functools.cache
-def _clock_ticks() -> int:
-    return os.sysconf("SC_CLK_TCK")
-
-
-@functools.cache
-def _boot_time() -> float:
-    import psutil
-
-    return float(psutil.boot_time())
 
 
 def _live_member(pid: str, pgid: int) -> bool:
