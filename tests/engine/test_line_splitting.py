@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from tempeh_tui.engine.local_executor import MAX_LINE_BYTES, _LineSplitter
+from tempeh_tui.engine.shell_process import MAX_LINE_BYTES, LineSplitter
 
 
 def split(*reads: bytes) -> list[str]:
-    splitter = _LineSplitter()
+    splitter = LineSplitter()
     lines = [line for data in reads for line in splitter.feed(data)]
     return lines + splitter.flush()
 

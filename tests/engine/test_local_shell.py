@@ -14,12 +14,8 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from tempeh_tui.engine.local_executor import (
-    MAX_LINE_BYTES,
-    MAX_OUTPUT_FILE_BYTES,
-    LocalExecutor,
-    _Mailbox,
-)
+from tempeh_tui.engine.local_executor import LocalExecutor
+from tempeh_tui.engine.shell_process import MAX_LINE_BYTES, MAX_OUTPUT_FILE_BYTES, Mailbox
 
 from .support import BASE_ENV, Recorder, alive, read_pids, shell
 
@@ -349,7 +345,7 @@ async def test_a_flood_of_output_reaches_the_loop_in_bounded_batches(
         group.cancel_scope.cancel()
 
     assert sum(per_tick.values()) == 300000
-    assert max(per_tick.values()) <= _Mailbox.DELIVERY_LINES
+    assert max(per_tick.values()) <= Mailbox.DELIVERY_LINES
 
 
 async def test_an_output_file_that_cannot_be_read_fails_the_step(
