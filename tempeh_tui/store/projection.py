@@ -75,7 +75,14 @@ class Patch:
 
     def set(self, column: str, value: Any) -> None:
         self.values[column] = value
-        self.fill_only.discard(column)
+        if self.fill_only:
+            self.fill_only.discard(column)
+
+    def set_all(self, values: dict[str, Any]) -> None:
+        """`set` each column of `values` (one call for the many a step's start changes)."""
+        self.values.update(values)
+        if self.fill_only:
+            self.fill_only.difference_update(values)
 
     def fill(self, column: str, value: Any) -> None:
         if column not in self.values:
@@ -86,8 +93,10 @@ class Patch:
 
     @property
     def signature(self) -> Signature:
-        """Which columns, and how: patches with one signature share one SQL statement."""
-        return tuple(sorted((column, column in self.fill_only) for column in self.values))
+        """Which columns, and how: patches with one signature share one SQL statement. In the
+        order they were first set, not sorted: patches made by the same events agree anyway."""
+        fill = self.fill_only
+        return tuple((column, column in fill) for column in self.values)
 
     def apply_to(self, row: dict[str, Any]) -> None:
         for column, value in self.values.items():
@@ -248,21 +257,36 @@ def _project_one(changes: Changes, event: Event) -> None:
 
 def _step_started(changes: Changes, event: StepStarted, name: str) -> None:
     unit = changes.unit(event.run_id, name)
-    unit.set("status", StepStatus.RUNNING.value)
-    unit.set("attempts", event.attempt)
+    unit.set_all(
+        {
+            "status": StepStatus.RUNNING.value,
+            "attempts": event.attempt,
+            "ended_at": None,
+            "exit_code": None,
+            "error_class": None,
+            "severity": None,
+            "reason": None,
+            "pid": event.pid,
+        }
+    )
     unit.fill("started_at", event.ts)
-    for column in ("ended_at", "exit_code", "error_class", "severity", "reason"):
-        unit.set(column, None)
-    unit.set("pid", event.pid)
     key = (event.run_id, name, event.attempt)
     changes.new_attempts[key] = None
     attempt = changes.attempt(*key)
     attempt.fill("started_at", event.ts)  # a loop's later iterations stay in the same attempt
-    attempt.set("iteration", event.iteration)
-    attempt.set("pid", event.pid)
-    for column in ("ended_at", "exit_code", "error_class", "delay_after", "pgid"):
-        attempt.set(column, None)  # all a batch's earlier events may have said of this attempt
-    attempt.set("process_started", None)  # an earlier iteration's process is not this one's
+    attempt.set_all(
+        {
+            "iteration": event.iteration,
+            "pid": event.pid,
+            # all a batch's earlier events may have said of this attempt
+            "ended_at": None,
+            "exit_code": None,
+            "error_class": None,
+            "delay_after": None,
+            "pgid": None,
+            "process_started": None,  # an earlier iteration's process is not this one's
+        }
+    )
 
 
 def _step_spawned(changes: Changes, event: StepSpawned, name: str) -> None:
@@ -281,15 +305,19 @@ def _step_finished(changes: Changes, event: StepFinished, name: str) -> None:
     unit.set("reason", event.reason)
     if event.status in _ROLLBACK_STATES:
         return  # what the step did (its times, exit code, outputs) stays; rollbacks: issue 5
-    unit.set("ended_at", event.ts)
     if event.attempts > 0:
         unit.set("attempts", event.attempts)
-    unit.set("exit_code", event.exit_code)
-    unit.set("error_class", event.error_class)
-    unit.set("severity", event.severity)
-    unit.set("outputs", dumps(event.outputs))
-    unit.set("cached", int(event.cached))
-    unit.set("cache_key", event.cache_key)
+    unit.set_all(
+        {
+            "ended_at": event.ts,
+            "exit_code": event.exit_code,
+            "error_class": event.error_class,
+            "severity": event.severity,
+            "outputs": dumps(event.outputs) if event.outputs else "{}",
+            "cached": int(event.cached),
+            "cache_key": event.cache_key,
+        }
+    )
     if event.attempts > 0 and not event.cached:
         # A retried attempt was closed by StepRetrying already; these only fill what is missing.
         attempt = changes.attempt(event.run_id, name, event.attempts)

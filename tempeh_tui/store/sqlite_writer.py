@@ -214,11 +214,9 @@ def _update(
     groups: dict[Signature, list[tuple[Any, ...]]] = {}
     for key, patch in patches.items():
         if patch.values:
-            signature = patch.signature
             keys = key if isinstance(key, tuple) else (key,)
-            groups.setdefault(signature, []).append(
-                (*(patch.values[column] for column, _ in signature), *keys)
-            )
+            # the values in signature order: the order they were set in (see Patch.signature)
+            groups.setdefault(patch.signature, []).append((*patch.values.values(), *keys))
     where = " AND ".join(f"{column} = ?" for column in key_columns)
     for signature, rows in groups.items():
         sets = ", ".join(
