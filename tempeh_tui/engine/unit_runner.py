@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections import deque
@@ -15,6 +14,7 @@ import anyio
 
 from tempeh_tui.definition.expressions import ExpressionError, evaluate, render_template
 from tempeh_tui.definition.models import ErrorClass, RetryPolicy, Severity
+from tempeh_tui.engine.cache import cache_key
 from tempeh_tui.engine.context import StepContext
 from tempeh_tui.engine.decisions import (
     APPROVE,
@@ -484,14 +484,7 @@ class UnitRunner:
     def _cache_key(self) -> str:
         assert self.step.cache is not None
         rendered = render_template(self.step.cache.key, self._scope({}, 1))
-        digest = hashlib.sha256(rendered.encode())
-        root = Path(self.s.workdir)
-        for pattern in self.step.cache.files:
-            for path in sorted(root.glob(pattern)):
-                if path.is_file():
-                    digest.update(str(path.relative_to(root)).encode() + b"\0")
-                    digest.update(hashlib.sha256(path.read_bytes()).digest())
-        return f"{rendered}#{digest.hexdigest()[:16]}"
+        return cache_key(rendered, Path(self.s.workdir), self.step.cache.files)
 
     async def _cached(self, key: str) -> UnitResult | None:
         if self.s.store is None:

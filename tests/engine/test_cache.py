@@ -1,0 +1,72 @@
+"""Step caching (SPEC 1 `cache`): the same rendered key and the same files' contents reuse an
+earlier success; changing, adding or removing a file under `files` runs the step again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tempeh_tui.definition import load_workflow
+from tempeh_tui.engine.cache import cached_files
+from tempeh_tui.engine.engine import WorkflowEngine
+from tempeh_tui.events import StepStatus
+from tempeh_tui.store import SqliteStore
+
+pytestmark = pytest.mark.anyio
+
+FLOW = """
+name: cached
+params:
+  version: {default: "1.4.2"}
+steps:
+  - name: migrate
+    run: echo ran >> ledger
+    cache:
+      key: "{{ params.version }}"
+      files: ["migrations/**"]
+"""
+
+
+async def _run(tmp_path: Path, **params: str) -> tuple[StepStatus, bool]:
+    workflow = load_workflow(tmp_path / "flow.yaml")
+    async with SqliteStore(tmp_path / "tempeh.db") as store:
+        result = await WorkflowEngine(store=store).execute_workflow(workflow, params=params)
+    unit = result["migrate"]
+    return unit.status, unit.cached
+
+
+def _ledger(tmp_path: Path) -> int:
+    return len((tmp_path / "ledger").read_text().splitlines())
+
+
+async def test_a_cached_step_runs_again_only_when_its_key_or_files_change(tmp_path: Path) -> None:
+    (tmp_path / "flow.yaml").write_text(FLOW)
+    migrations = tmp_path / "migrations"
+    (migrations / "v1").mkdir(parents=True)
+    (migrations / "001.sql").write_text("create table t (id int);\n")
+    (migrations / "v1" / "002.sql").write_text("alter table t add name text;\n")
+
+    assert await _run(tmp_path) == (StepStatus.SUCCEEDED, False)
+    assert await _run(tmp_path) == (StepStatus.SUCCEEDED, True)
+    assert _ledger(tmp_path) == 1
+
+    (migrations / "v1" / "002.sql").write_text("alter table t add title text;\n")  # deep file
+    assert await _run(tmp_path) == (StepStatus.SUCCEEDED, False)
+    (migrations / "v1" / "003.sql").write_text("drop table t;\n")  # a new file
+    assert await _run(tmp_path) == (StepStatus.SUCCEEDED, False)
+    assert await _run(tmp_path) == (StepStatus.SUCCEEDED, True)
+    assert await _run(tmp_path, version="1.5.0") == (StepStatus.SUCCEEDED, False)  # the key
+    assert _ledger(tmp_path) == 4
+
+
+def test_double_star_means_every_file_below_and_a_folder_means_its_files(tmp_path: Path) -> None:
+    for name in ("a/x.sql", "a/b/y.sql", "a/b/c/z.sql", "other.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(name)
+    every = [tmp_path / n for n in ("a/b/c/z.sql", "a/b/y.sql", "a/x.sql")]
+    assert cached_files(tmp_path, ["a/**"]) == every
+    assert cached_files(tmp_path, ["a"]) == every
+    assert cached_files(tmp_path, ["a/**/*.sql", "a/x.sql"]) == every  # each file once
+    assert cached_files(tmp_path, ["*.txt"]) == [tmp_path / "other.txt"]
+    assert cached_files(tmp_path, ["missing/**"]) == []
