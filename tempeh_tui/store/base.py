@@ -305,6 +305,9 @@ class RunRecord:
     ended_at: float | None = None
     max_concurrency: int | None = None
     message: str | None = None
+    not_selected: dict[str, str] = field(default_factory=dict)
+    """Units toggled off before the run started (plan, pick, apply), each with why: they end
+    `skipped` and a resume never runs them."""
     steps: tuple[StepRecord, ...] = ()
     """Filled by `get_run`; empty in `list_runs`."""
     lease: RunLease | None = None
@@ -329,6 +332,7 @@ class RunRecord:
             "params": self.params,
             "source": self.source,
             "message": self.message,
+            "not_selected": self.not_selected,
             "lease": self.lease.to_json() if self.lease is not None else None,
         }
         if with_steps:

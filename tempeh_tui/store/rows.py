@@ -64,6 +64,7 @@ RUN_COLUMNS = (
     "ended_at",
     "max_concurrency",
     "message",
+    "not_selected",
 )
 
 
@@ -82,6 +83,7 @@ def run_row(run: RunRecord) -> dict[str, Any]:
         "ended_at": run.ended_at,
         "max_concurrency": run.max_concurrency,
         "message": run.message,
+        "not_selected": dumps(run.not_selected),
     }
 
 
@@ -96,6 +98,7 @@ def placeholder_run_row(run_id: str, workflow: str, ts: float) -> dict[str, Any]
         "definition": "{}",
         "definition_hash": "",
         "params": "{}",
+        "not_selected": "{}",
         "created_at": ts,
     }
 
@@ -216,6 +219,7 @@ def run_from_row(
         ended_at=row["ended_at"],
         max_concurrency=row["max_concurrency"],
         message=row["message"],
+        not_selected=json.loads(row["not_selected"]),
         steps=tuple(steps),
         lease=lease_from_row(row),
         rollbacks=tuple(rollbacks),

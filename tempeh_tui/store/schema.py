@@ -20,6 +20,10 @@ failure under `on_failure: pause`, or an approval gate), with its answer, who ga
 
 Version 5: a `retry` may change the unit's environment and params for its next run (SPEC 5.2):
 `decisions.env` and `decisions.params`, JSON objects, NULL when the answer changed nothing.
+
+Version 6: the units an operator toggled off before the run (plan, pick, apply: SPEC 6 `run --plan
+PLAN [--only a,b] [--skip c]`): `runs.not_selected`, a JSON object of unit → why, so that a
+resume never runs them.
 """
 
 from __future__ import annotations
@@ -175,7 +179,11 @@ ALTER TABLE decisions ADD COLUMN env TEXT;      -- JSON: a retry's changed envir
 ALTER TABLE decisions ADD COLUMN params TEXT;   -- JSON: a retry's changed params
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
+_V6 = """
+ALTER TABLE runs ADD COLUMN not_selected TEXT NOT NULL DEFAULT '{}';  -- JSON: unit -> why
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 """MIGRATIONS[n] takes a store from version n to n + 1. Append; never edit a released one."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
