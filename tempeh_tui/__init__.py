@@ -27,6 +27,7 @@ _EXPORTS = {
     "RollbackPlan": "tempeh_tui.engine.rollback_plan",
     "RunResult": "tempeh_tui.engine.results",
     "Plan": "tempeh_tui.graph.plan",
+    "Selection": "tempeh_tui.graph.selection",
 }
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "RollbackManager",
     "RollbackPlan",
     "RunResult",
+    "Selection",
     "Step",
     "TempehError",
     "Workflow",
@@ -64,6 +66,7 @@ if TYPE_CHECKING:
     from tempeh_tui.errors import WorkflowError as WorkflowError
     from tempeh_tui.graph.plan import Plan as Plan
     from tempeh_tui.graph.plan import build_plan as build_plan
+    from tempeh_tui.graph.selection import Selection as Selection
 
 
 def __getattr__(name: str) -> Any:

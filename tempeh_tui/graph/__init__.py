@@ -5,5 +5,15 @@ from tempeh_tui.graph.build import WorkflowGraph as WorkflowGraph
 from tempeh_tui.graph.build import build_graph as build_graph
 from tempeh_tui.graph.plan import Plan as Plan
 from tempeh_tui.graph.plan import build_plan as build_plan
+from tempeh_tui.graph.selection import Selection as Selection
+from tempeh_tui.graph.selection import SelectionError as SelectionError
 
-__all__ = ["Plan", "Unit", "WorkflowGraph", "build_graph", "build_plan"]
+__all__ = [
+    "Plan",
+    "Selection",
+    "SelectionError",
+    "Unit",
+    "WorkflowGraph",
+    "build_graph",
+    "build_plan",
+]

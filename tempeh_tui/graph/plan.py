@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from tempeh_tui.definition.expressions import (
@@ -18,8 +19,13 @@ from tempeh_tui.definition.yaml_reader import SourceMap
 from tempeh_tui.errors import WorkflowError
 from tempeh_tui.graph.analysis import critical_path, parallel_groups, redundant_needs
 from tempeh_tui.graph.build import Unit, WorkflowGraph, build_graph
+from tempeh_tui.graph.selection import Selection, not_selected
 
-__all__ = ["Plan", "PlannedUnit", "build_plan", "expression_context"]
+__all__ = ["Decision", "Plan", "PlannedUnit", "build_plan", "expression_context"]
+
+Decision = Literal["run", "skip", "at run time", "not selected"]
+"""What a run will do with a unit: run it; skip it (its `when` is false); decide when it gets
+there; nothing (toggled off: plan, pick, apply)."""
 
 PLAN_TIME_NAMES = frozenset({"params", "workflow", "env", "item"})
 """Names whose values are known before the run starts: a `when` reading only these is decided."""
@@ -36,10 +42,14 @@ class PlannedUnit:
     resources: dict[str, int] = field(default_factory=dict)
     exclusive: bool = False
     when: str | None = None
-    decision: Literal["run", "skip", "at run time"] = "run"
+    decision: Decision = "run"
     reason: str | None = None
     rollback: bool = False
     estimate: float | None = None
+
+    @property
+    def selected(self) -> bool:
+        return self.decision != "not selected"
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,7 @@ class Plan:
         return {
             "workflow": wf.name,
             "source": smap.source if smap else None,
+            "file": str(Path(smap.source).resolve()) if smap and _is_file(smap.source) else None,
             "definition_sha256": wf.fingerprint(),
             "params": self.params,
             "max_concurrency": wf.max_concurrency,
@@ -91,9 +102,15 @@ def _unit_json(unit: PlannedUnit) -> dict[str, Any]:
         "when": unit.when,
         "decision": unit.decision,
         "reason": unit.reason,
+        "selected": unit.selected,
         "rollback": unit.rollback,
         "estimate": unit.estimate,
     }
+
+
+def _is_file(source: str) -> bool:
+    """A workflow read from a file, not from a dict or a string (`<workflow>`)."""
+    return not source.startswith("<")
 
 
 def expression_context(
@@ -113,10 +130,15 @@ def expression_context(
     return context
 
 
-def build_plan(workflow: Workflow, params: Mapping[str, Any] | None = None) -> Plan:
-    """Plan a run of `workflow` with `params` (raise WorkflowError if a param is missing)."""
+def build_plan(
+    workflow: Workflow, params: Mapping[str, Any] | None = None, select: Selection | None = None
+) -> Plan:
+    """Plan a run of `workflow` with `params` (raise WorkflowError if a param is missing),
+    with the units `select` toggles off marked `not selected` (SelectionError if it names an
+    unknown step)."""
     values = resolve_params(workflow, params or {})
     wg = build_graph(workflow)
+    off = not_selected(wg, select)
     groups = parallel_groups(wg)
     group_of = {name: i for i, group in enumerate(groups) for name in group}
     smap = workflow.source_map or SourceMap("<workflow>")
@@ -125,9 +147,11 @@ def build_plan(workflow: Workflow, params: Mapping[str, Any] | None = None) -> P
     units: dict[str, PlannedUnit] = {}
     for unit in wg:
         step = unit.step
-        decision: Literal["run", "skip", "at run time"] = "run"
+        decision: Decision = "run"
         reason = None
-        if step.when is not None:
+        if unit.name in off:
+            decision, reason = "not selected", off[unit.name]
+        elif step.when is not None:
             refs = parse_expression(step.when)
             if refs.names <= PLAN_TIME_NAMES:
                 try:
@@ -172,8 +196,11 @@ def build_plan(workflow: Workflow, params: Mapping[str, Any] | None = None) -> P
         critical_path=path.units,
         critical_seconds=path.seconds,
         critical_estimated=path.estimated,
-        hints=_hints(wg, groups, {n for n, u in units.items() if u.decision == "skip"}),
+        hints=_hints(wg, groups, {n for n, u in units.items() if u.decision in _NOT_RUN}),
     )
+
+
+_NOT_RUN = frozenset({"skip", "not selected"})
 
 
 def _hints(wg: WorkflowGraph, groups: list[list[str]], skipped: set[str]) -> list[str]:
