@@ -61,6 +61,7 @@ from tempeh_tui.events import (
 )
 from tempeh_tui.events.bus import Subscriber, event_stream
 from tempeh_tui.graph.build import build_graph
+from tempeh_tui.graph.selection import Selection, not_selected
 from tempeh_tui.store.base import DecisionRecord, RunRecord, Store
 
 __all__ = ["WorkflowEngine", "new_run_id"]
@@ -194,10 +195,16 @@ class WorkflowEngine:
         run_id: str | None = None,
         wait_for_decision: bool = False,
         decision_timeout: float | None = None,
+        select: Selection | None = None,
     ) -> RunResult:
-        """Run `workflow` (a Workflow, a dict such as the seed's example, or a path)."""
+        """Run `workflow` (a Workflow, a dict such as the seed's example, or a path).
+
+        `select` toggles units off before the run starts (plan, pick, apply): they end
+        `skipped`, "not selected in the plan", count as done for the units still selected,
+        and are recorded with the run so that a resume never runs them."""
         wf = load_workflow(workflow)
         values = resolve_params(wf, params or {})
+        off = not_selected(build_graph(wf), select)
         run = _RunSetup(
             workflow=wf,
             params=values,
@@ -207,6 +214,7 @@ class WorkflowEngine:
             approvals=Approvals(approve_all, frozenset(approve)),
             wait_for_decision=wait_for_decision,
             decision_timeout=decision_timeout,
+            not_selected=off,
         )
         async with AsyncExitStack() as stack:
             store: Store | None = None
@@ -222,7 +230,7 @@ class WorkflowEngine:
                 await store.open()
                 stack.push_async_callback(store.close)
             if store is not None:
-                await store.create_run(_run_record(run.run_id, wf, values))
+                await store.create_run(_run_record(run.run_id, wf, values, off))
                 await stack.enter_async_context(store.lease(run.run_id))
             return await self._drive(run, store, stack)
 
@@ -281,6 +289,7 @@ class WorkflowEngine:
                 wait_for_decision=wait_for_decision,
                 decision_timeout=decision_timeout,
                 retried=retry_values_by_unit(record.decisions),
+                not_selected=dict(record.not_selected),
             )
             return await self._drive(run, store, stack)
 
@@ -341,12 +350,13 @@ class WorkflowEngine:
         )
         self._scheduler = scheduler
         self._desk = desk
+        ended = {**run.reused, **run.toggled_off()}  # both end before anything starts
         try:
             if store is None:
-                await scheduler.run(run.reused)
+                await scheduler.run(ended)
             else:
                 async with store.autoflush():  # a moment's writes, one transaction
-                    await scheduler.run(run.reused)
+                    await scheduler.run(ended)
         finally:
             self._scheduler = None
         status, message = _run_status(results, scheduler.stopped)
@@ -411,6 +421,15 @@ class _RunSetup:
     decision_timeout: float | None = None
     retried: dict[str, RetryValues] = field(default_factory=dict)
     """Units whose last decision was a retry with changed values: they run with them."""
+    not_selected: dict[str, str] = field(default_factory=dict)
+    """Units toggled off before the run (plan, pick, apply), with why; never run."""
+
+    def toggled_off(self) -> dict[str, UnitResult]:
+        """Not-selected units as ended: skipped, counting as done for what still runs."""
+        return {
+            name: UnitResult(name, StepStatus.SKIPPED, reason=why)
+            for name, why in self.not_selected.items()
+        }
 
 
 def _policy(wf: Workflow, on_failure: OnFailure | str | None, auto_rollback: bool) -> OnFailure:
@@ -440,7 +459,9 @@ def _run_status(
     return RunStatus.SUCCEEDED, None
 
 
-def _run_record(run_id: str, wf: Workflow, params: Mapping[str, Any]) -> RunRecord:
+def _run_record(
+    run_id: str, wf: Workflow, params: Mapping[str, Any], off: Mapping[str, str]
+) -> RunRecord:
     smap = wf.source_map
     return RunRecord(
         id=run_id,
@@ -452,6 +473,7 @@ def _run_record(run_id: str, wf: Workflow, params: Mapping[str, Any]) -> RunReco
         source=smap.source if smap else None,
         started_at=time.time(),
         max_concurrency=wf.max_concurrency,
+        not_selected=dict(off),
     )
 
 

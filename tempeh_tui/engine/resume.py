@@ -41,7 +41,7 @@ __all__ = [
     "stored_workflow",
 ]
 
-Action = Literal["reuse", "re-run", "in doubt", "decide again"]
+Action = Literal["reuse", "re-run", "in doubt", "decide again", "not selected"]
 
 
 class InDoubt(TempehError):
@@ -118,7 +118,9 @@ def plan_resume(run: RunRecord, workflow: Workflow) -> ResumePlan:
     for unit in build_graph(workflow):
         record = stored.get(unit.name)
         step = unit.step
-        if record is None or record.status is StepStatus.PENDING:
+        if unit.name in run.not_selected:  # toggled off before the run: never runs
+            decisions.append(UnitDecision(unit.name, "not selected", run.not_selected[unit.name]))
+        elif record is None or record.status is StepStatus.PENDING:
             decisions.append(UnitDecision(unit.name, "re-run", "not started yet", record))
         elif (skip := _skipped_by_operator(record, run.decisions)) is not None:
             why = f"skipped by the operator ({skip.answered_by}, {_when(skip.answered_at)})"

@@ -319,8 +319,8 @@ class Scheduler:
         ready = []
         for dependent in self.graph.dependents(name):
             self._remaining[dependent] -= 1
-            if self._remaining[dependent] == 0:
-                ready.append(dependent)
+            if self._remaining[dependent] == 0 and dependent not in self.results:
+                ready.append(dependent)  # (one toggled off before the run has ended already)
         return ready
 
     def _failed_for_good(self, name: str) -> None:
