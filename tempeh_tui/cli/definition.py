@@ -53,10 +53,14 @@ def validate(args: argparse.Namespace) -> int:
 
 
 def plan(args: argparse.Namespace) -> int:
-    from tempeh_tui.graph import build_plan
+    from tempeh_tui.cli.selection import option_names
+    from tempeh_tui.graph import Selection, build_plan
 
     workflow = load_workflow(Path(args.file))
-    result = build_plan(workflow, parse_param_assignments(args.params))
+    selection = Selection(
+        only=option_names("--only", args.only), skip=option_names("--skip", args.skip)
+    )
+    result = build_plan(workflow, parse_param_assignments(args.params), selection)
     data = result.to_json()
     if args.out:
         text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"

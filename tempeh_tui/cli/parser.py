@@ -81,6 +81,27 @@ def _wait_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _selection_options(p: argparse.ArgumentParser) -> None:
+    """Plan, pick, apply: `--only` and `--skip` toggle steps off before a run starts."""
+    p.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="A,B",
+        help="run only these steps (a fan-out step: all its instances; or one instance such as "
+        "'deploy[eu-1]') and everything they need; the others end skipped, not selected "
+        "(repeatable)",
+    )
+    p.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        metavar="C",
+        help="toggle these steps off, with everything that depends on them (their subtree); "
+        "they end skipped, not selected, and do not fail the run (repeatable; A,B for several)",
+    )
+
+
 def _driving_options(p: argparse.ArgumentParser) -> None:
     """The options of every command that drives a run (`run`, `resume`)."""
     p.add_argument("--headless", action="store_true", help="no application (the default for now)")
@@ -147,7 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("file", metavar="FILE")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
-    p.add_argument("--out", metavar="PLAN", help="also save the plan (JSON) to this file")
+    p.add_argument(
+        "--out",
+        metavar="PLAN",
+        help="also save the plan (JSON) to this file, for `tempeh run --plan PLAN`",
+    )
+    _selection_options(p)
     p.set_defaults(handler=_handler("tempeh_tui.cli.definition", "plan"))
 
     p = sub.add_parser(
@@ -155,9 +181,18 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common, params],
         help="run a workflow",
         description="Run a workflow, checkpointed to the store. Headless for now: a live view "
-        "on a terminal, plain lines otherwise, JSON lines with --json.",
+        "on a terminal, plain lines otherwise, JSON lines with --json. With --plan, run exactly "
+        "a plan saved by `tempeh plan FILE --out PLAN` (and possibly edited: units removed from "
+        'its groups, or set to "selected": false, are not run), with the workflow file and '
+        "params it was planned with; refused (exit 2) if the workflow changed since.",
     )
-    p.add_argument("file", metavar="FILE")
+    p.add_argument("file", metavar="FILE", nargs="?", help="the workflow (or give --plan)")
+    p.add_argument(
+        "--plan",
+        metavar="PLAN",
+        help="run a saved plan (from `tempeh plan FILE --out PLAN`) instead of FILE",
+    )
+    _selection_options(p)
     p.add_argument("--yes", action="store_true", help="approve every approval gate")
     _driving_options(p)
     p.set_defaults(handler=_handler("tempeh_tui.cli.run", "run"))

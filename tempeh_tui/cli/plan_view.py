@@ -11,7 +11,12 @@ from tempeh_tui.graph.plan import Plan
 
 __all__ = ["print_plan"]
 
-_DECISION_STYLE = {"run": "green", "skip": "yellow", "at run time": "cyan"}
+_DECISION_STYLE = {
+    "run": "green",
+    "skip": "yellow",
+    "at run time": "cyan",
+    "not selected": "dim",
+}
 
 
 def print_plan(plan: Plan, console: Console | None = None) -> None:
@@ -45,7 +50,9 @@ def print_plan(plan: Plan, console: Console | None = None) -> None:
             if unit.exclusive:
                 claims = ", ".join(filter(None, ["exclusive", claims]))
             decision = Text(unit.decision, style=_DECISION_STYLE[unit.decision])
-            if unit.reason:
+            if unit.decision == "not selected" and unit.reason:
+                decision = Text(unit.reason, style=_DECISION_STYLE[unit.decision])
+            elif unit.reason:
                 decision.append(f" ({unit.reason})", style="dim")
             label = Text(name, style="bold" if name in critical else "")
             if name in critical:

@@ -13,13 +13,11 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import anyio
 
 from tempeh_tui.cli.headless import HeadlessView, choose_view
-from tempeh_tui.definition import load_workflow
-from tempeh_tui.definition.params import parse_param_assignments, resolve_params
+from tempeh_tui.cli.selection import what_to_run
 from tempeh_tui.definition.types import parse_duration
 from tempeh_tui.engine.engine import WorkflowEngine
 from tempeh_tui.engine.results import RunResult
@@ -34,9 +32,7 @@ Start = Callable[[WorkflowEngine], Awaitable[RunResult]]
 
 
 def run(args: argparse.Namespace) -> int:
-    workflow = load_workflow(Path(args.file))
-    params = parse_param_assignments(args.params)
-    resolve_params(workflow, params)  # refuse bad params before anything opens
+    workflow, params, selection = what_to_run(args)
     wait, timeout = _waiting(args)
 
     def start(engine: WorkflowEngine) -> Awaitable[RunResult]:
@@ -49,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
             approve_all=args.yes,
             wait_for_decision=wait,
             decision_timeout=timeout,
+            select=selection,
         )
 
     return _drive(args, start)
