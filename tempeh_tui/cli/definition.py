@@ -6,11 +6,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tempeh_tui.definition import load_workflow
 from tempeh_tui.definition.params import parse_param_assignments
 from tempeh_tui.errors import WorkflowError
+
+if TYPE_CHECKING:
+    from tempeh_tui.graph import Plan
 
 __all__ = ["graph", "plan", "validate"]
 
@@ -61,6 +64,8 @@ def plan(args: argparse.Namespace) -> int:
         only=option_names("--only", args.only), skip=option_names("--skip", args.skip)
     )
     result = build_plan(workflow, parse_param_assignments(args.params), selection)
+    if any(step.cache is not None for step in workflow.steps):
+        result = _with_cache_hits(result, args.db)
     data = result.to_json()
     if args.out:
         text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
@@ -81,6 +86,29 @@ def plan(args: argparse.Namespace) -> int:
         if args.out:
             print(f"plan saved to {args.out}")
     return 0
+
+
+def _with_cache_hits(result: Plan, db: str | None) -> Plan:
+    """The plan with the cache hits the store holds (SPEC 6). A store that does not exist yet
+    has none: it is not created for a dry run."""
+    import anyio
+
+    from tempeh_tui.engine.plan_cache import plan_cache_hits
+    from tempeh_tui.store import SqliteStore, StoreError, default_store_path
+
+    path = default_store_path(db)
+    if not path.exists():
+        return anyio.run(plan_cache_hits, result, None)
+
+    async def look_up() -> Plan:
+        async with SqliteStore(path) as store:
+            return await plan_cache_hits(result, store)
+
+    try:
+        return anyio.run(look_up)
+    except StoreError as exc:  # a dry run still plans; it only cannot tell the hits
+        print(f"tempeh: cache hits not shown: {exc}", file=sys.stderr)
+        return anyio.run(plan_cache_hits, result, None)
 
 
 def graph(args: argparse.Namespace) -> int:

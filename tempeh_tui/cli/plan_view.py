@@ -15,6 +15,7 @@ _DECISION_STYLE = {
     "run": "green",
     "skip": "yellow",
     "at run time": "cyan",
+    "cached": "blue",
     "not selected": "dim",
 }
 
@@ -54,6 +55,12 @@ def print_plan(plan: Plan, console: Console | None = None) -> None:
                 decision = Text(unit.reason, style=_DECISION_STYLE[unit.decision])
             elif unit.reason:
                 decision.append(f" ({unit.reason})", style="dim")
+            if unit.cache == "miss":
+                decision.append(" (cache miss)", style="dim")
+            elif unit.cache == "hit" and unit.decision != "cached":
+                decision.append(
+                    f" (if it runs: cache hit from run {unit.cached_from})", style="dim"
+                )
             label = Text(name, style="bold" if name in critical else "")
             if name in critical:
                 label.append(" *", style="magenta")

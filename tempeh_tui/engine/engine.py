@@ -17,7 +17,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 from random import Random
 from typing import Any
 
@@ -37,6 +36,7 @@ from tempeh_tui.engine.decisions import (
 )
 from tempeh_tui.engine.executor import DEFAULT_GRACE, Executor
 from tempeh_tui.engine.host_load import HostLoad, PsutilHostLoad
+from tempeh_tui.engine.plan_cache import workflow_dir
 from tempeh_tui.engine.recovery import ErrorRecovery, Sleep
 from tempeh_tui.engine.rendering import RunScope
 from tempeh_tui.engine.results import RunResult, UnitResult
@@ -479,10 +479,7 @@ def _run_record(
 
 def _workdir(wf: Workflow) -> str:
     """Steps run in the workflow file's directory (or the current one for a dict)."""
-    smap = wf.source_map
-    if smap is not None and not smap.source.startswith("<"):
-        return str(Path(smap.source).resolve().parent)
-    return os.getcwd()
+    return str(workflow_dir(wf))
 
 
 def _default_load(wf: Workflow) -> HostLoad | None:

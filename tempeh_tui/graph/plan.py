@@ -23,9 +23,9 @@ from tempeh_tui.graph.selection import Selection, not_selected
 
 __all__ = ["Decision", "Plan", "PlannedUnit", "build_plan", "expression_context"]
 
-Decision = Literal["run", "skip", "at run time", "not selected"]
+Decision = Literal["run", "skip", "at run time", "cached", "not selected"]
 """What a run will do with a unit: run it; skip it (its `when` is false); decide when it gets
-there; nothing (toggled off: plan, pick, apply)."""
+there; reuse a cached result; nothing (toggled off: plan, pick, apply)."""
 
 PLAN_TIME_NAMES = frozenset({"params", "workflow", "env", "item"})
 """Names whose values are known before the run starts: a `when` reading only these is decided."""
@@ -46,6 +46,12 @@ class PlannedUnit:
     reason: str | None = None
     rollback: bool = False
     estimate: float | None = None
+    cache: Literal["hit", "miss", "at run time"] | None = None
+    """A step with `cache`: whether its key has a succeeded run in the store (see
+    `engine.plan_cache`); None where nobody looked (no `cache`, or the plan did not ask)."""
+    cache_key: str | None = None
+    cached_from: str | None = None
+    """The run whose result a cache hit reuses."""
 
     @property
     def selected(self) -> bool:
@@ -103,6 +109,9 @@ def _unit_json(unit: PlannedUnit) -> dict[str, Any]:
         "decision": unit.decision,
         "reason": unit.reason,
         "selected": unit.selected,
+        "cache": unit.cache,
+        "cache_key": unit.cache_key,
+        "cached_from": unit.cached_from,
         "rollback": unit.rollback,
         "estimate": unit.estimate,
     }

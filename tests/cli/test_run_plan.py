@@ -1,5 +1,5 @@
 """Plan, pick, apply on the command line: `tempeh plan --out`, then `tempeh run --plan PLAN
-[--only a,b] [--skip c]`, kept by `tempeh resume`."""
+[--only a,b] [--skip c]`, kept by `tempeh resume`; and cache hits in `tempeh plan`."""
 
 from __future__ import annotations
 
@@ -226,6 +226,63 @@ def test_resume_keeps_the_units_a_plan_toggled_off(folder: Folder) -> None:
     assert steps["smoke"]["reason"] == "not selected in the plan (skip smoke)"
 
 
+CACHED = """\
+name: cached
+params:
+  version: {default: "1.0"}
+steps:
+  - name: build
+    run: echo build >> ledger
+    cache: {key: "build-{{ params.version }}", files: ["src/**"]}
+  - name: smoke
+    needs: [build]
+    run: echo smoke >> ledger
+    cache: {key: "{{ steps['build'].outputs }}"}
+"""
+
+
+def plan_steps(folder: Folder, *args: str) -> dict[str, dict[str, Any]]:
+    planned = folder.tempeh("plan", folder.flow, "--json", *args)
+    assert planned.returncode == 0, planned.stderr
+    return {s["name"]: s for s in json.loads(planned.stdout)["steps"]}
+
+
+def test_plan_shows_a_cache_hit_until_a_cached_file_changes(tmp_path: Path) -> None:
+    folder = Folder(tmp_path, CACHED)
+    (tmp_path / "src" / "lib").mkdir(parents=True)
+    source = tmp_path / "src" / "lib" / "app.py"
+    source.write_text("print('v1')\n")
+
+    before = plan_steps(folder)
+    assert (before["build"]["decision"], before["build"]["cache"]) == ("run", "miss")
+    assert not folder.db.exists()  # a dry run creates no store
+
+    done = folder.tempeh("run", folder.flow)
+    assert done.returncode == 0, done.stderr
+    run_id = folder.show()["id"]
+
+    hit = plan_steps(folder)["build"]
+    assert (hit["decision"], hit["cache"], hit["cached_from"]) == ("cached", "hit", run_id)
+    text = folder.tempeh("plan", folder.flow)
+    assert f"cache hit: key {hit['cache_key']} succeeded in run {run_id}" in text.stdout
+    assert plan_steps(folder, "-p", "version=2.0")["build"]["decision"] == "run"
+
+    source.write_text("print('v2')\n")
+
+    changed = plan_steps(folder)["build"]
+    assert (changed["decision"], changed["cache"], changed["cached_from"]) == ("run", "miss", None)
+
+
+def test_a_cache_key_that_reads_other_steps_is_decided_at_run_time(tmp_path: Path) -> None:
+    folder = Folder(tmp_path, CACHED)
+
+    smoke = plan_steps(folder)["smoke"]
+
+    assert smoke["decision"] == "at run time"
+    assert smoke["cache"] == "at run time"
+    assert "cache key reads steps: decided at run time" in smoke["reason"]
+
+
 def test_plan_with_skip_saves_a_plan_that_runs_without_those_steps(folder: Folder) -> None:
     planned = folder.tempeh("plan", folder.flow, "--skip", "smoke", "--out", folder.plan)
     assert planned.returncode == 0, planned.stderr
@@ -251,3 +308,15 @@ def test_a_step_whose_when_is_false_at_plan_time_is_judged_by_the_run_not_toggle
     step = folder.steps()["banner"]
     assert step["status"] == "skipped"
     assert step["reason"].startswith("when is false")
+
+
+def test_a_store_that_cannot_be_read_does_not_stop_a_plan(tmp_path: Path) -> None:
+    folder = Folder(tmp_path, CACHED)
+    folder.db.parent.mkdir()
+    folder.db.write_text("not a database, and not tempeh's\n" * 100)
+
+    planned = folder.tempeh("plan", folder.flow)
+
+    assert planned.returncode == 0, planned.stderr
+    assert "cache hits not shown" in planned.stderr
+    assert "Traceback" not in planned.stderr
