@@ -71,6 +71,7 @@ def test_a_failed_run_exits_1_and_json_events_follow_the_spec(tmp_path: Path) ->
     finished = {e["step"]: e for e in events if e["type"] == "step_finished"}
     assert finished["bad"]["status"] == "failed"
     assert finished["bad"]["exit_code"] == 3
+    assert (finished["ok"]["status"], finished["ok"]["exit_code"]) == ("succeeded", 0)
     assert finished["never"]["status"] == "skipped"
     assert events[-1]["type"] == "run_finished"
     assert events[-1]["status"] == "failed"
