@@ -159,9 +159,11 @@ async def test_abort_cancels_running_steps_and_starts_nothing_more() -> None:
         """
         name: w
         on_failure: abort
+        max_concurrency: 2
         steps:
           - {name: broken, run: "true"}
           - {name: long, run: "true"}
+          - {name: queued, run: "true"}
           - {name: later, needs: [broken], run: "true"}
         """,
         fake,
@@ -169,8 +171,11 @@ async def test_abort_cancels_running_steps_and_starts_nothing_more() -> None:
     r = run.result
     assert r.status is RunStatus.FAILED
     assert r["long"].status is StepStatus.CANCELLED
-    assert r["later"].status is StepStatus.CANCELLED
-    assert "later" not in fake.names()
+    assert r["queued"].status is StepStatus.CANCELLED  # never started: the run stopped
+    # its need failed: skipped with the reason (SPEC 3), whatever the policy
+    assert r["later"].status is StepStatus.SKIPPED
+    assert r["later"].reason == "needs 'broken', which ended failed"
+    assert {"later", "queued"}.isdisjoint(fake.names())
 
 
 async def test_continue_on_error_lets_dependents_run_and_the_run_succeed() -> None:
