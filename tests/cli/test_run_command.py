@@ -155,10 +155,14 @@ def test_sigint_stops_the_run_kills_its_processes_exits_130_and_resume_completes
     runs = json.loads(tempeh("runs", "--json", db=db).stdout)
     assert runs[0]["status"] == "interrupted"
 
-    resumed = tempeh("resume", runs[0]["id"], db=db)
+    resumed = tempeh("resume", runs[0]["id"], "--json", db=db)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert "sleeper" in resumed.stdout
-    assert "re-run" in resumed.stdout  # the explanation comes first
+    lines = [json.loads(line) for line in resumed.stdout.splitlines()]
+    for line in lines:  # the explanation too has the shape of an event (SPEC 6)
+        assert {"seq", "ts", "run_id", "step", "type"} <= set(line), line
+    explained = lines[0]  # the explanation comes first
+    assert (explained["type"], explained["run_id"]) == ("resume_plan", runs[0]["id"])
+    assert ("sleeper", "re-run") in [(u["name"], u["decision"]) for u in explained["units"]]
     shown = json.loads(tempeh("show", runs[0]["id"], "--json", db=db).stdout)
     assert shown["status"] == "succeeded"
 
