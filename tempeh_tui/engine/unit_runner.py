@@ -204,7 +204,8 @@ class UnitRunner:
     async def _attempts(self, iteration: int, outputs: dict[str, str]) -> _Failure | None:
         policy = self.step.retry or _DEFAULT_RETRY
         for tries in range(1, policy.attempts + 1):
-            self.attempts += 1
+            if tries > 1 or iteration == 1 or self.attempts == 0:
+                self.attempts += 1  # a loop's next iteration goes on in the same attempt
             attempt = self.attempts
             observer = _Observer(
                 self.s.bus, self.unit.name, attempt, self.s.masker, self.s.process_groups
