@@ -29,11 +29,19 @@ from tempeh_tui.events import (
     StepStatus,
     StepStatusChanged,
 )
+from tempeh_tui.events.types import iso_time
 
 if TYPE_CHECKING:  # rich is imported by the live view only: plain and JSON runs start faster
     from rich.console import Console, RenderableType
 
-__all__ = ["HeadlessView", "JsonLinesView", "LiveView", "PlainView", "choose_view"]
+__all__ = [
+    "HeadlessView",
+    "JsonLinesView",
+    "LiveView",
+    "PlainView",
+    "choose_view",
+    "json_notice",
+]
 
 ICONS = {
     StepStatus.PENDING: ("·", "dim"),
@@ -58,6 +66,13 @@ class HeadlessView(Protocol):
     def tick(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+def json_notice(kind: str, run_id: str, **fields: object) -> str:
+    """A `--json` line that is not a stored event (a plan shown before acting), in the same
+    shape as the events around it (SPEC 6): `seq` 0, as it comes before them all."""
+    head = {"seq": 0, "ts": iso_time(time.time()), "run_id": run_id, "step": None, "type": kind}
+    return json.dumps({**head, **fields}, ensure_ascii=False)
 
 
 class JsonLinesView:

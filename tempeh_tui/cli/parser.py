@@ -119,12 +119,10 @@ def _driving_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    db_help = "the SQLite store (default: $TEMPEH_DB, else $XDG_STATE_HOME/tempeh/tempeh.db)"
     common = _Parser(add_help=False)
-    common.add_argument(
-        "--db",
-        metavar="PATH",
-        help="the SQLite store (default: $TEMPEH_DB, else $XDG_STATE_HOME/tempeh/tempeh.db)",
-    )
+    # before or after the command: `tempeh --db P runs` and `tempeh runs --db P`
+    common.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help=db_help)
     params = _Parser(add_help=False)
     params.add_argument(
         "-p",
@@ -146,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     from tempeh_tui import __version__
 
     parser.add_argument("--version", action="version", version=f"tempeh {__version__}")
+    parser.add_argument("--db", metavar="PATH", help=db_help)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser(

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import anyio
 
-from tempeh_tui.cli.headless import HeadlessView, choose_view
+from tempeh_tui.cli.headless import HeadlessView, choose_view, json_notice
 from tempeh_tui.engine.rollback import RollbackManager, RollbackPlan, RollbackResult
 from tempeh_tui.store import open_store
 
@@ -94,7 +94,8 @@ def print_plan(plan: RollbackPlan, *, as_json: bool, full: bool = True) -> None:
         if full:
             sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         else:
-            print(json.dumps({"type": "rollback_plan", **data}, ensure_ascii=False), flush=True)
+            fields = {k: v for k, v in data.items() if k != "run_id"}
+            print(json_notice("rollback_plan", plan.run_id, **fields), flush=True)
         return
     from rich.console import Console
     from rich.table import Table

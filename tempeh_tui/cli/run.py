@@ -8,7 +8,6 @@ once.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
@@ -16,7 +15,7 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
-from tempeh_tui.cli.headless import HeadlessView, choose_view
+from tempeh_tui.cli.headless import HeadlessView, choose_view, json_notice
 from tempeh_tui.cli.selection import what_to_run
 from tempeh_tui.definition.types import parse_duration
 from tempeh_tui.engine.engine import WorkflowEngine
@@ -110,18 +109,8 @@ async def _run(args: argparse.Namespace, start: Start) -> int:
 def _explain(plan: ResumePlan, *, as_json: bool) -> None:
     """Before a resume acts: per unit, reuse / re-run / in doubt, and why (SPEC 4)."""
     if as_json:
-        print(
-            json.dumps(
-                {
-                    "type": "resume_plan",
-                    "run_id": plan.run.id,
-                    "units": [
-                        {"name": d.name, "decision": d.action, "why": d.why} for d in plan.decisions
-                    ],
-                }
-            ),
-            flush=True,
-        )
+        units = [{"name": d.name, "decision": d.action, "why": d.why} for d in plan.decisions]
+        print(json_notice("resume_plan", plan.run.id, units=units), flush=True)
         return
     width = max((len(d.name) for d in plan.decisions), default=4)
     print(f"resuming run {plan.run.id} ({plan.workflow.name}, was {plan.run.status.value}):")

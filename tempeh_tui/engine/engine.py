@@ -43,6 +43,9 @@ from tempeh_tui.engine.results import RunResult, UnitResult
 from tempeh_tui.engine.resume import (
     InDoubt,
     ResumePlan,
+    RolledBack,
+    as_unit_result,
+    interrupted_rollback,
     kill_leftovers,
     plan_resume,
     stored_workflow,
@@ -62,7 +65,7 @@ from tempeh_tui.events import (
 from tempeh_tui.events.bus import Subscriber, event_stream
 from tempeh_tui.graph.build import build_graph
 from tempeh_tui.graph.selection import Selection, not_selected
-from tempeh_tui.store.base import DecisionRecord, RunRecord, Store
+from tempeh_tui.store.base import DecisionRecord, RollbackRecord, RunRecord, Store
 
 __all__ = ["WorkflowEngine", "new_run_id"]
 
@@ -261,6 +264,10 @@ class WorkflowEngine:
             await stack.enter_async_context(store.lease(record.id))
             if await store.last_seq(record.id) != seen:  # a dead driver's journal, replayed
                 record = await store.get_run(record.id)
+            if (rollback := interrupted_rollback(record)) is not None:
+                return await self._continue_rollback(record, rollback, store, max_concurrency)
+            if record.status in (RunStatus.ROLLED_BACK, RunStatus.ROLLBACK_FAILED):
+                raise RolledBack(record)
             workflow = stored_workflow(record)
             plan = plan_resume(record, workflow)
             if explain is not None:
@@ -372,6 +379,33 @@ class WorkflowEngine:
         if status is RunStatus.FAILED and rolls_back and store is not None:
             status, message = await self._roll_back(run, store, bus, services.executor, environ)
         return RunResult(run.run_id, wf.name, status, dict(results), message, started, time.time())
+
+    async def _continue_rollback(
+        self,
+        record: RunRecord,
+        rollback: RollbackRecord,
+        store: Store,
+        max_concurrency: int | None,
+    ) -> RunResult:
+        """Resume a run whose rollback stopped half-way: the rollback goes on, with the same
+        steps, and never compensates a unit twice (SPEC 4); nothing is deployed again."""
+        from tempeh_tui.engine.rollback import RollbackManager
+
+        manager = RollbackManager(store, self._executor, environ=self._environ, grace=self._grace)
+        for subscriber in self._subscribers:
+            manager.subscribe(subscriber)
+        plan = await manager.plan_rollback(record.id, rollback.plan.get("requested"))
+        done = await manager.execute_rollback(plan, max_concurrency=max_concurrency)
+        units = {s.name: as_unit_result(s) for s in (await store.get_run(record.id)).steps}
+        return RunResult(
+            record.id,
+            record.workflow,
+            done.status,
+            units,
+            done.message,
+            done.started_at,
+            done.ended_at,
+        )
 
     async def _roll_back(
         self,

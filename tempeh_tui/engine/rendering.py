@@ -151,12 +151,25 @@ class RunScope:
         }
 
     @cached_property
+    def _process_env(self) -> dict[str, str]:
+        """The inherited environment as expressions see it: secrets only where declared."""
+        return {k: v for k, v in self.base_env.items() if k not in self.secrets}
+
+    @cached_property
     def _workflow_env(self) -> dict[str, str]:
+        """The workflow's `env`, each value rendered with the environment before it."""
         env: dict[str, str] = {}
+        seen = dict(self._process_env)
         for name, value in self.workflow.env.items():
-            env[name] = render_template(value, {**self._base, "env": env})
+            env[name] = seen[name] = render_template(value, {**self._base, "env": seen})
         env.update(self.env_override)
         return env
+
+    @cached_property
+    def _expression_env(self) -> dict[str, str]:
+        """`env` in expressions (SPEC 1.1): what a step's process inherits, with the
+        workflow's `env` over it (a step's own `env` goes over both, per step)."""
+        return {**self._process_env, **self._workflow_env}
 
     @cached_property
     def _run_env(self) -> dict[str, str]:
@@ -190,13 +203,13 @@ class RunScope:
         scope["iteration"] = iteration
         scope["outputs"] = dict(outputs or {})
         if unit.step.env:
-            env = dict(self._workflow_env)
+            env = dict(self._expression_env)
             for name, value in unit.step.env.items():
                 env[name] = render_template(value, {**scope, "env": env})
             env.update(self.env_override)  # over the step's own env too
             scope["env"] = env
         else:
-            scope["env"] = self._workflow_env  # shared: nothing writes to it
+            scope["env"] = self._expression_env  # shared: nothing writes to it
         return scope
 
     def process_env(

@@ -30,12 +30,21 @@ from tempeh_tui.events import RunStatus, StepStatus
 from tempeh_tui.events.types import iso_time
 from tempeh_tui.graph.build import build_graph
 from tempeh_tui.store import same_process
-from tempeh_tui.store.base import DecisionRecord, RunRecord, StepRecord, StoreError
+from tempeh_tui.store.base import (
+    DecisionRecord,
+    RollbackRecord,
+    RunRecord,
+    StepRecord,
+    StoreError,
+)
 
 __all__ = [
     "InDoubt",
     "ResumePlan",
+    "RolledBack",
     "UnitDecision",
+    "as_unit_result",
+    "interrupted_rollback",
     "kill_leftovers",
     "plan_resume",
     "stored_workflow",
@@ -55,6 +64,28 @@ class InDoubt(TempehError):
             f"{'is' if len(steps) == 1 else 'are'} not idempotent; resume with --yes to run "
             f"{'it' if len(steps) == 1 else 'them'} again"
         )
+
+
+class RolledBack(TempehError):
+    """A run that was rolled back has nothing left to resume: its steps were undone on
+    purpose, and running them again would deploy what the rollback took away."""
+
+    def __init__(self, run: RunRecord) -> None:
+        self.run_id = run.id
+        if run.status is RunStatus.ROLLBACK_FAILED:
+            hint = f"`tempeh rollback {run.id} --yes` tries the failed compensations again"
+        else:
+            hint = "start a new run with `tempeh run`"
+        super().__init__(f"run {run.id} was {run.status.value}: nothing to resume; {hint}")
+
+
+def interrupted_rollback(run: RunRecord) -> RollbackRecord | None:
+    """The run's last rollback, if it stopped before it ended (its process died, or it was
+    interrupted): resuming the run continues it (SPEC 4)."""
+    last = run.rollbacks[-1] if run.rollbacks else None
+    if last is not None and last.status in (RunStatus.RUNNING, RunStatus.INTERRUPTED):
+        return last
+    return None
 
 
 @dataclass(frozen=True)
@@ -79,7 +110,7 @@ class ResumePlan:
 
     def reused(self) -> dict[str, UnitResult]:
         return {
-            d.name: _as_result(d.record, d.skipped_by)
+            d.name: as_unit_result(d.record, d.skipped_by)
             for d in self.decisions
             if d.action == "reuse" and d.record
         }
@@ -192,7 +223,8 @@ def _when(ts: float | None) -> str:
     return iso_time(ts) if ts is not None else "at an unknown time"
 
 
-def _as_result(record: StepRecord, skipped_by: DecisionRecord | None = None) -> UnitResult:
+def as_unit_result(record: StepRecord, skipped_by: DecisionRecord | None = None) -> UnitResult:
+    """A stored unit as a result (a skip by its operator counts as `skipped`)."""
     reason = record.reason
     if skipped_by is not None and record.status is not StepStatus.SKIPPED:
         reason = f"failed, then skipped by the operator (by {skipped_by.answered_by}): {reason}"

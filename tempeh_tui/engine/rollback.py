@@ -32,8 +32,7 @@ from tempeh_tui.engine.decisions import retry_values_by_unit
 from tempeh_tui.engine.executor import DEFAULT_GRACE, ExecResult, Executor, ShellRequest
 from tempeh_tui.engine.process_groups import terminate_groups
 from tempeh_tui.engine.rendering import RunScope, render_shell
-from tempeh_tui.engine.results import UnitResult
-from tempeh_tui.engine.resume import stored_workflow
+from tempeh_tui.engine.resume import as_unit_result, stored_workflow
 from tempeh_tui.engine.rollback_plan import (
     PlannedUnit,
     RollbackPlan,
@@ -54,7 +53,7 @@ from tempeh_tui.events import (
 )
 from tempeh_tui.events.bus import Subscriber
 from tempeh_tui.graph.build import Unit, build_graph
-from tempeh_tui.store.base import RollbackRecord, RunRecord, StepRecord, Store
+from tempeh_tui.store.base import RollbackRecord, RunRecord, Store
 
 __all__ = [
     "PlannedUnit",
@@ -214,7 +213,7 @@ class _Rollback:
         secret_values = collect_secrets(names, environ)
         self.masker = Masker(secret_values.values())
         self.stored = {s.name: s for s in record.steps}
-        results = {s.name: _as_result(s) for s in record.steps}
+        results = {s.name: as_unit_result(s) for s in record.steps}
         self.scope = RunScope(
             workflow, self.graph, record.id, record.params, results, environ, secret_values
         )
@@ -445,19 +444,6 @@ def _kill_leftover_compensations(record: RunRecord, grace: float) -> list[int]:
     groups.discard(os.getpgid(os.getpid()))
     terminate_groups(groups, grace)
     return sorted(groups)
-
-
-def _as_result(record: StepRecord) -> UnitResult:
-    return UnitResult(
-        name=record.name,
-        status=record.status,
-        attempts=record.attempts,
-        exit_code=record.exit_code,
-        outputs=dict(record.outputs),
-        started_at=record.started_at,
-        ended_at=record.ended_at,
-        cached=record.cached,
-    )
 
 
 def _workdir(record: RunRecord) -> str:

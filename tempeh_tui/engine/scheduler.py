@@ -165,9 +165,15 @@ class Scheduler:
             stack.extend(reversed(self._record(name, immediate)))
 
     def _judge(self, name: str) -> UnitResult | None:
-        """A result if the unit will not run (stopped, blocked, `when` false), else None."""
+        """A result if the unit will not run (blocked, stopped, `when` false), else None.
+        A unit whose need failed is `skipped` (SPEC 3), also when the failure stopped the run."""
         if self.stopped is not None:
-            return self._never_ran(name)
+            failed = next(
+                (n for n in self.graph.needs(name) if self.results[n].status is StepStatus.FAILED),
+                None,
+            )
+            if failed is None:
+                return self._never_ran(name)
         unit = self.graph.units[name]
         for need in self.graph.needs(name):
             result = self.results[need]

@@ -150,6 +150,7 @@ class UnitRunner:
         self.step = unit.step
         self.attempts = services.attempts_before.get(unit.name, 0)
         self.started_at: float | None = None
+        self._exit_code: int | None = None  # of the last attempt that succeeded
 
     async def run(self) -> UnitResult:
         self.started_at = time.time()
@@ -194,14 +195,17 @@ class UnitRunner:
                 return self._failed(failure, outputs)
             self._note(f"until is false after iteration {iteration}; running again")
             await self.s.recovery.sleep(self.step.interval or 0.0)
-        return self._result(StepStatus.SUCCEEDED, outputs=outputs, cache_key=cache_key)
+        return self._result(
+            StepStatus.SUCCEEDED, outputs=outputs, cache_key=cache_key, exit_code=self._exit_code
+        )
 
     # --- attempts -------------------------------------------------------------------------
 
     async def _attempts(self, iteration: int, outputs: dict[str, str]) -> _Failure | None:
         policy = self.step.retry or _DEFAULT_RETRY
         for tries in range(1, policy.attempts + 1):
-            self.attempts += 1
+            if tries > 1 or iteration == 1 or self.attempts == 0:
+                self.attempts += 1  # a loop's next iteration goes on in the same attempt
             attempt = self.attempts
             observer = _Observer(
                 self.s.bus, self.unit.name, attempt, self.s.masker, self.s.process_groups
@@ -237,6 +241,7 @@ class UnitRunner:
         except ExpressionError as exc:
             return self._expression_failure(str(exc))
         if result.ok:
+            self._exit_code = result.exit_code
             outputs.update(self.s.masker.mask_mapping(result.outputs))
             if self.step.verify is not None:
                 verified = await self._verify(attempt, iteration, outputs, observer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,8 +126,11 @@ def _is_file(source: str) -> bool:
 def expression_context(
     workflow: Workflow, params: Mapping[str, Any], unit: Unit | None = None
 ) -> dict[str, Any]:
-    """What an expression can read before the run starts (SPEC 1.1): params, env, workflow, item."""
-    env: dict[str, str] = {}
+    """What an expression can read before the run starts (SPEC 1.1): params, env, workflow, item.
+    `env` is this process's environment (secrets left out) with the workflow's and the
+    step's `env` over it, as the run will see it."""
+    secret = {*workflow.secrets, *(n for s in workflow.steps for n in s.secrets)}
+    env = {k: v for k, v in os.environ.items() if k not in secret}
     base = {"params": dict(params), "workflow": {"name": workflow.name}}
     for name, value in workflow.env.items():
         env[name] = render_template(value, {**base, "env": env})

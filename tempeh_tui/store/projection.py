@@ -200,6 +200,7 @@ def _project_one(changes: Changes, event: Event) -> None:
         rollback.set("requested_by", event.requested_by)
         rollback.set("plan", dumps(event.plan))
         rollback.set("status", "running")
+        changes.run(event.run_id).set("status", "running")  # driven again, by its rollback
     elif isinstance(event, RollbackFinished):
         rollback = changes.rollback(event.run_id, event.rollback_id)
         rollback.set("status", event.status.value)

@@ -21,7 +21,7 @@ from tempeh_tui.store.base import (
     RunRecord,
     StepRecord,
 )
-from tempeh_tui.store.lease import LEASE_COLUMNS, lease_from_row
+from tempeh_tui.store.lease import LEASE_COLUMNS, judge, lease_from_row
 from tempeh_tui.store.projection import dumps
 
 __all__ = [
@@ -204,13 +204,24 @@ def unit_order(row: Row) -> tuple[bool, int, str]:
     return (row["position"] is None, row["position"] or 0, row["name"])
 
 
+_DRIVEN = frozenset({RunStatus.RUNNING, RunStatus.PAUSED})
+
+
 def run_from_row(
     row: Row, steps: Sequence[StepRecord] = (), rollbacks: Sequence[RollbackRecord] = ()
 ) -> RunRecord:
+    status, message, lease = RunStatus(row["status"]), row["message"], lease_from_row(row)
+    if status in _DRIVEN and lease is not None and judge(lease, time.time()) == "dead":
+        # SPEC 2: `interrupted` - the process died (kill -9, a crash): nobody drives it now
+        status = RunStatus.INTERRUPTED
+        message = (
+            f"the process that drove it (pid {lease.pid} on {lease.host}) died; "
+            "`tempeh resume` continues it"
+        )
     return RunRecord(
         id=row["id"],
         workflow=row["workflow"],
-        status=RunStatus(row["status"]),
+        status=status,
         definition=json.loads(row["definition"]),
         definition_hash=row["definition_hash"],
         params=json.loads(row["params"]),
@@ -218,10 +229,10 @@ def run_from_row(
         started_at=row["started_at"],
         ended_at=row["ended_at"],
         max_concurrency=row["max_concurrency"],
-        message=row["message"],
+        message=message,
         not_selected=json.loads(row["not_selected"]),
         steps=tuple(steps),
-        lease=lease_from_row(row),
+        lease=lease,
         rollbacks=tuple(rollbacks),
     )
 

@@ -163,6 +163,13 @@ def test_resume_kills_what_a_dead_engine_left_running(tmp_path: Path) -> None:
     process.communicate()
     orphan = int(pids.read_text().split()[0])
     assert psutil.pid_exists(orphan)
+    # its driver is dead: the run reads as `interrupted` (SPEC 2), with its step in doubt
+    shown = json.loads(tempeh("show", run_id, "--json", db=db).stdout)
+    assert shown["status"] == "interrupted"
+    assert "died" in shown["message"]
+    assert [s["status"] for s in shown["steps"]] == ["running"]
+    listed = json.loads(tempeh("runs", "--json", db=db).stdout)
+    assert [(r["id"], r["status"]) for r in listed] == [(run_id, "interrupted")]
 
     resumed = start(["resume", run_id, "--yes"], db)
     time.sleep(1.5)

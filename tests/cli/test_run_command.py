@@ -71,6 +71,7 @@ def test_a_failed_run_exits_1_and_json_events_follow_the_spec(tmp_path: Path) ->
     finished = {e["step"]: e for e in events if e["type"] == "step_finished"}
     assert finished["bad"]["status"] == "failed"
     assert finished["bad"]["exit_code"] == 3
+    assert (finished["ok"]["status"], finished["ok"]["exit_code"]) == ("succeeded", 0)
     assert finished["never"]["status"] == "skipped"
     assert events[-1]["type"] == "run_finished"
     assert events[-1]["status"] == "failed"
@@ -154,10 +155,14 @@ def test_sigint_stops_the_run_kills_its_processes_exits_130_and_resume_completes
     runs = json.loads(tempeh("runs", "--json", db=db).stdout)
     assert runs[0]["status"] == "interrupted"
 
-    resumed = tempeh("resume", runs[0]["id"], db=db)
+    resumed = tempeh("resume", runs[0]["id"], "--json", db=db)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert "sleeper" in resumed.stdout
-    assert "re-run" in resumed.stdout  # the explanation comes first
+    lines = [json.loads(line) for line in resumed.stdout.splitlines()]
+    for line in lines:  # the explanation too has the shape of an event (SPEC 6)
+        assert {"seq", "ts", "run_id", "step", "type"} <= set(line), line
+    explained = lines[0]  # the explanation comes first
+    assert (explained["type"], explained["run_id"]) == ("resume_plan", runs[0]["id"])
+    assert ("sleeper", "re-run") in [(u["name"], u["decision"]) for u in explained["units"]]
     shown = json.loads(tempeh("show", runs[0]["id"], "--json", db=db).stdout)
     assert shown["status"] == "succeeded"
 

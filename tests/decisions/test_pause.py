@@ -107,7 +107,9 @@ async def test_abort_ends_the_run_failed() -> None:
     assert run.result["migrate"].status is StepStatus.FAILED
     assert run.result["deploy"].status is not StepStatus.SUCCEEDED
     assert "deploy" not in fake.names()
-    assert "aborting" in (run.result["deploy"].reason or "")
+    assert run.result["deploy"].status is StepStatus.SKIPPED  # its need failed (SPEC 3)
+    notes = [line.line for line in await store.read_logs(run.result.run_id)]
+    assert any("aborting (decided by tester@host (pid 1))" in note for note in notes), notes
 
 
 async def test_the_engine_decide_api_takes_the_same_path() -> None:
@@ -141,7 +143,8 @@ async def test_headless_with_nobody_to_ask_pause_acts_as_abort() -> None:
     run = await run_and_answer(PAUSING, fake, store, None)
     assert run.result.status is RunStatus.FAILED
     assert "deploy" not in fake.names()
-    assert "--wait-for-decision" in (run.result["deploy"].reason or "")
+    notes = [line.line for line in await store.read_logs(RUN_ID)]
+    assert any("--wait-for-decision" in note for note in notes), notes  # says how to wait
     assert not [e for e in run.events if isinstance(e, DecisionRequested)]
     assert (await store.get_run(RUN_ID)).decisions == ()
 

@@ -159,9 +159,11 @@ async def test_abort_cancels_running_steps_and_starts_nothing_more() -> None:
         """
         name: w
         on_failure: abort
+        max_concurrency: 2
         steps:
           - {name: broken, run: "true"}
           - {name: long, run: "true"}
+          - {name: queued, run: "true"}
           - {name: later, needs: [broken], run: "true"}
         """,
         fake,
@@ -169,8 +171,11 @@ async def test_abort_cancels_running_steps_and_starts_nothing_more() -> None:
     r = run.result
     assert r.status is RunStatus.FAILED
     assert r["long"].status is StepStatus.CANCELLED
-    assert r["later"].status is StepStatus.CANCELLED
-    assert "later" not in fake.names()
+    assert r["queued"].status is StepStatus.CANCELLED  # never started: the run stopped
+    # its need failed: skipped with the reason (SPEC 3), whatever the policy
+    assert r["later"].status is StepStatus.SKIPPED
+    assert r["later"].reason == "needs 'broken', which ended failed"
+    assert {"later", "queued"}.isdisjoint(fake.names())
 
 
 async def test_continue_on_error_lets_dependents_run_and_the_run_succeed() -> None:
@@ -228,6 +233,30 @@ async def test_until_runs_again_until_the_condition_holds() -> None:
     assert len(fake.calls) == 3
     assert run.delays == [2.0, 2.0]
     assert [c.env["TEMPEH_ITERATION"] for c in fake.calls] == ["1", "2", "3"]
+    # iterations are not attempts: only a retry starts another one
+    assert [c.env["TEMPEH_ATTEMPT"] for c in fake.calls] == ["1", "1", "1"]
+    assert run.result["smoke"].attempts == 1
+
+
+async def test_a_retried_iteration_numbers_attempts_on_and_later_iterations_keep_it() -> None:
+    no, yes = FakeOutcome(outputs={"healthy": "false"}), FakeOutcome(outputs={"healthy": "true"})
+    fake = FakeExecutor({"smoke": [no, FakeOutcome(exit_code=75), no, yes]})
+    run = await run_yaml(
+        """
+        name: w
+        steps:
+          - name: smoke
+            run: "true"
+            retry: {attempts: 2, backoff: fixed, delay: 1s}
+            until: "outputs.healthy == 'true'"
+            max_iterations: 5
+        """,
+        fake,
+    )
+    assert run.result["smoke"].status is StepStatus.SUCCEEDED
+    calls = [(c.env["TEMPEH_ITERATION"], c.env["TEMPEH_ATTEMPT"]) for c in fake.calls]
+    assert calls == [("1", "1"), ("2", "1"), ("2", "2"), ("3", "2")]
+    assert run.result["smoke"].attempts == 2
 
 
 async def test_until_that_never_holds_fails_after_max_iterations() -> None:

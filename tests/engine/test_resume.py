@@ -76,7 +76,7 @@ async def test_a_failed_run_resumes_without_running_what_succeeded(store: Sqlite
     decisions = {d.name: (d.action, d.why) for d in plans[0].decisions}
     assert decisions["build"] == ("reuse", "succeeded")
     assert decisions["migrate"] == ("re-run", "ended failed")
-    assert decisions["deploy"] == ("re-run", "ended cancelled")  # on_failure acted as abort
+    assert decisions["deploy"][0] == "decide again"  # skipped: its need had failed
     assert [c.attempt for c in again.calls] == [2, 1]  # attempt numbers go on
     stored = await store.get_run(failed.run_id)
     assert stored.status is RunStatus.SUCCEEDED

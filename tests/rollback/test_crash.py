@@ -1,5 +1,6 @@
-"""kill -9 during `tempeh rollback`, then `tempeh rollback RUN --yes` again: each compensation
-ran exactly once (a ledger file counts them), and the history shows both rollbacks."""
+"""kill -9 during `tempeh rollback`, then `tempeh rollback RUN --yes` again (or `tempeh resume
+RUN`): each compensation ran exactly once (a ledger file counts them), nothing is deployed
+again, and the history shows both rollbacks."""
 
 from __future__ import annotations
 
@@ -36,15 +37,21 @@ def wait_for_lines(ledger: Path, count: int, timeout: float = 30) -> None:
         time.sleep(0.01)
 
 
-@pytest.mark.parametrize("kill_after", [1, 3])
+@pytest.mark.parametrize(
+    ("kill_after", "again"),
+    [(1, "rollback"), (3, "rollback"), (1, "resume"), (3, "resume")],
+)
 def test_kill_9_during_a_rollback_then_again_compensates_each_step_once(
-    tmp_path: Path, kill_after: int
+    tmp_path: Path, kill_after: int, again: str
 ) -> None:
-    db, ledger = tmp_path / "t.db", tmp_path / "ledger"
+    db, ledger, deploys = tmp_path / "t.db", tmp_path / "ledger", tmp_path / "deploys"
     undo = f'sleep 0.3; echo "$TEMPEH_STEP" >> "{ledger}"; sleep 0.2'
     verify = f'grep -qx "$TEMPEH_STEP" "{ledger}"'
+    deploy = f'echo "$TEMPEH_STEP" >> "{deploys}"'  # the run itself uses a fake executor
     steps = [
-        ledger_step(f"s{i}", ledger, needs=[f"s{i - 1}"] if i else [], undo=undo, verify=verify)
+        ledger_step(
+            f"s{i}", ledger, needs=[f"s{i - 1}"] if i else [], undo=undo, verify=verify, run=deploy
+        )
         for i in range(5)
     ]
     run = anyio.run(run_workflow, db, write_workflow(tmp_path, steps))
@@ -55,12 +62,16 @@ def test_kill_9_during_a_rollback_then_again_compensates_each_step_once(
     first.communicate()
     assert first.returncode == -signal.SIGKILL
 
-    second = tempeh("rollback", run.run_id, "--yes", db=db)
+    if again == "rollback":
+        second = tempeh("rollback", run.run_id, "--yes", db=db)
+    else:  # resuming the run continues its rollback (SPEC 4), it deploys nothing again
+        second = tempeh("resume", run.run_id, db=db)
     out, err = second.communicate(timeout=60)
-    assert second.returncode == 0, out + err
+    assert second.returncode == (0 if again == "rollback" else 3), out + err
 
     assert Counter(compensated(ledger)) == {f"s{i}": 1 for i in range(5)}
     assert compensated(ledger) == ["s4", "s3", "s2", "s1", "s0"]
+    assert not deploys.exists()
     show = tempeh("show", run.run_id, "--json", db=db)
     shown = json.loads(show.communicate(timeout=30)[0])
     assert shown["status"] == "rolled_back"
@@ -74,6 +85,13 @@ def test_kill_9_during_a_rollback_then_again_compensates_each_step_once(
     assert [u["unit"] for u in finished["plan"]["units"] if u["in_doubt"]] == [in_doubt]
     action = finished["actions"][0]
     assert (action["unit"], action["reason"]) == (in_doubt, "rollback.verify says it is undone")
+
+    # rolled back: resuming it now would deploy what the rollback took away
+    refused = tempeh("resume", run.run_id, db=db)
+    out, err = refused.communicate(timeout=30)
+    assert refused.returncode == 2, out + err
+    assert f"run {run.run_id} was rolled_back: nothing to resume" in err
+    assert not deploys.exists()
 
 
 def test_kill_9_in_the_middle_of_a_compensation_runs_it_again_once(tmp_path: Path) -> None:

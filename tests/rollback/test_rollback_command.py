@@ -117,7 +117,11 @@ def test_a_failing_compensation_exits_4(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["rollback", run_id, "--yes", "--json", "--db", db]) == 4
 
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert lines[0]["type"] == "rollback_plan"
+    for line in lines:  # every line has the event shape of SPEC 6, the plan too
+        assert {"seq", "ts", "run_id", "step", "type"} <= set(line), line
+        assert line["run_id"] == run_id
+    assert (lines[0]["type"], lines[0]["seq"]) == ("rollback_plan", 0)
+    assert [u["unit"] for u in lines[0]["units"]] == ["deploy", "migrate"]
     finished = [e for e in lines if e["type"] == "rollback_step_finished"]
     assert [(e["step"], e["status"]) for e in finished] == [("deploy", "rollback_failed")]
     assert lines[-1]["type"] == "rollback_finished"
