@@ -20,8 +20,8 @@ from tempeh_tui.definition import load_workflow
 from tempeh_tui.definition.models import Workflow
 from tempeh_tui.definition.params import parse_param_assignments, resolve_params
 from tempeh_tui.errors import TempehError
-from tempeh_tui.graph import Selection, build_graph
-from tempeh_tui.graph.selection import not_selected
+from tempeh_tui.graph.build import build_graph
+from tempeh_tui.graph.selection import Selection, not_selected
 
 __all__ = ["PlanRefused", "SavedPlan", "load_saved_plan", "option_names", "what_to_run"]
 
@@ -132,7 +132,7 @@ def _selected_units(
         for entry in data.get("steps") or ()
         if isinstance(entry, dict) and isinstance(entry.get("name"), str)
     }
-    from tempeh_tui.graph import build_plan
+    from tempeh_tui.graph.plan import build_plan
 
     fresh = build_plan(workflow, params).units
     selected: set[str] = set()

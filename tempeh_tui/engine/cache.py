@@ -8,7 +8,9 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["cache_key", "cached_files"]
+from tempeh_tui.definition.models import Workflow
+
+__all__ = ["cache_key", "cached_files", "workflow_dir"]
 
 
 def cached_files(root: Path, patterns: Iterable[str]) -> list[Path]:
@@ -35,3 +37,12 @@ def cache_key(rendered_key: str, root: Path, patterns: Iterable[str]) -> str:
         digest.update(str(path.relative_to(root)).encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return f"{rendered_key}#{digest.hexdigest()[:16]}"
+
+
+def workflow_dir(wf: Workflow) -> Path:
+    """Where steps run and `cache.files` are found: the workflow file's directory (or the
+    current one for a workflow given as a dict)."""
+    smap = wf.source_map
+    if smap is not None and not smap.source.startswith("<"):
+        return Path(smap.source).resolve().parent
+    return Path(os.getcwd())

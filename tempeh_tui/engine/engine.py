@@ -25,6 +25,7 @@ import anyio
 from tempeh_tui.definition.loader import WorkflowSource, load_workflow
 from tempeh_tui.definition.models import OnFailure, Workflow
 from tempeh_tui.definition.params import resolve_params
+from tempeh_tui.engine.cache import workflow_dir
 from tempeh_tui.engine.decisions import (
     APPROVE,
     Decision,
@@ -36,7 +37,6 @@ from tempeh_tui.engine.decisions import (
 )
 from tempeh_tui.engine.executor import DEFAULT_GRACE, Executor
 from tempeh_tui.engine.host_load import HostLoad, PsutilHostLoad
-from tempeh_tui.engine.plan_cache import workflow_dir
 from tempeh_tui.engine.recovery import ErrorRecovery, Sleep
 from tempeh_tui.engine.rendering import RunScope
 from tempeh_tui.engine.results import RunResult, UnitResult

@@ -9,32 +9,16 @@ the run's id is known only at run time, and the plan says so.
 from __future__ import annotations
 
 import dataclasses
-import os
-from pathlib import Path
 
 from tempeh_tui.definition.expressions import ExpressionError, parse_template, render_template
-from tempeh_tui.definition.models import Workflow
-from tempeh_tui.engine.cache import cache_key
+from tempeh_tui.engine.cache import cache_key, workflow_dir
 from tempeh_tui.graph.plan import PLAN_TIME_NAMES, Plan, PlannedUnit, expression_context
 from tempeh_tui.store.base import Store
 
-__all__ = ["has_cached_steps", "plan_cache_hits", "workflow_dir"]
+__all__ = ["plan_cache_hits"]
 
 _KNOWN_BEFORE_THE_RUN = PLAN_TIME_NAMES | {"iteration", "outputs"}
 """A cache key is rendered before the step's first iteration, with no outputs of its own."""
-
-
-def workflow_dir(wf: Workflow) -> Path:
-    """Where steps run and `cache.files` are found: the workflow file's directory (or the
-    current one for a workflow given as a dict)."""
-    smap = wf.source_map
-    if smap is not None and not smap.source.startswith("<"):
-        return Path(smap.source).resolve().parent
-    return Path(os.getcwd())
-
-
-def has_cached_steps(wf: Workflow) -> bool:
-    return any(step.cache is not None for step in wf.steps)
 
 
 async def plan_cache_hits(plan: Plan, store: Store | None) -> Plan:
