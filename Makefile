@@ -34,7 +34,10 @@ types: $(STAMP)
 tools:
 	@command -v tmux >/dev/null || { apt-get update -qq && apt-get install -y -qq tmux; }
 
+# Bytecode first: the tests start tempeh hundreds of times, and where PYTHONDONTWRITEBYTECODE
+# is set every start would compile the package again.
 unit: $(STAMP) tools
+	@$(BIN)/python -m compileall -q tempeh_tui
 	$(BIN)/pytest
 
 test: lint types unit

@@ -28,6 +28,7 @@ from tempeh_tui.definition.types import (
     Duration,
     EnvName,
     NeedName,
+    ParamName,
     ParamValue,
     Percent,
     StepName,
@@ -325,9 +326,7 @@ class Workflow(_Frozen):
 
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")]
     description: Text | None = None
-    params: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")], Param] = Field(
-        default_factory=dict
-    )
+    params: dict[ParamName, Param] = Field(default_factory=dict)
     env: dict[EnvName, Text] = Field(default_factory=dict)
     secrets: tuple[EnvName, ...] = ()
     max_concurrency: Count = 4

@@ -15,6 +15,7 @@ __all__ = [
     "Duration",
     "EnvName",
     "NeedName",
+    "ParamName",
     "ParamValue",
     "Percent",
     "StepName",
@@ -148,6 +149,15 @@ def _env_name(value: str) -> str:
     return value
 
 
+def _param_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", value):
+        raise ValueError(
+            f"'{value}' is not a param name: use letters, digits, _, - and ., starting with a "
+            "letter or _ (a step sees it as $TEMPEH_PARAM_<NAME>, other characters as _)"
+        )
+    return value
+
+
 Text = Annotated[str, BeforeValidator(_text)]
 Count = Annotated[int, BeforeValidator(_count), Field(ge=1)]
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -155,4 +165,5 @@ Percent = Annotated[float, Field(gt=0, le=100)]
 StepName = Annotated[str, BeforeValidator(_text), AfterValidator(_step_name)]
 NeedName = Annotated[str, BeforeValidator(_text), AfterValidator(_need_name)]
 EnvName = Annotated[str, AfterValidator(_env_name)]
+ParamName = Annotated[str, AfterValidator(_param_name)]
 ParamValue = Annotated[str | bool | int | float, BeforeValidator(_param_value)]

@@ -372,12 +372,14 @@ class WorkflowEngine:
         counts: dict[str, int] = {}
         for result in results.values():
             counts[result.status.value] = counts.get(result.status.value, 0) + 1
+        rolls_back = run.policy is OnFailure.ROLLBACK or scheduler.rollback_requested
+        if status is RunStatus.FAILED and rolls_back and store is not None:
+            await store.flush()  # the rollback plans from what the store says succeeded
+            status, message = await self._roll_back(run, store, bus, services.executor, environ)
+        # last: what the run came to, rollback included (`rolled_back` goes with exit 3)
         bus.emit(RunFinished, status=status, message=message, counts=counts)
         if store is not None:
             await store.flush()
-        rolls_back = run.policy is OnFailure.ROLLBACK or scheduler.rollback_requested
-        if status is RunStatus.FAILED and rolls_back and store is not None:
-            status, message = await self._roll_back(run, store, bus, services.executor, environ)
         return RunResult(run.run_id, wf.name, status, dict(results), message, started, time.time())
 
     async def _continue_rollback(

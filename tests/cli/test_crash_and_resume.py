@@ -61,7 +61,13 @@ def start(args: list[str], db: Path) -> subprocess.Popen[str]:
 
 
 def kill_after(process: subprocess.Popen[str], seconds: float) -> bool:
-    """kill -9 the engine after `seconds`, unless it finished first; True if it was killed."""
+    """kill -9 the engine `seconds` after it started its first step, unless it finished
+    first; True if it was killed. Counted from a step's start, not the process's: however
+    slow a loaded machine makes tempeh's own start, every engine gets some work done."""
+    assert process.stdout is not None
+    for line in process.stdout:  # --json: one event per line
+        if json.loads(line)["type"] == "step_started":
+            break
     try:
         process.wait(timeout=seconds)
     except subprocess.TimeoutExpired:

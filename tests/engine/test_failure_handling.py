@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tempeh_tui.engine.fake_executor import FakeExecutor, FakeOutcome
-from tempeh_tui.events import RunStatus, StepRetrying, StepStatus
+from tempeh_tui.events import RunFinished, RunStatus, StepRetrying, StepStatus
 from tests.engine.engine_support import run_yaml
 
 pytestmark = pytest.mark.anyio
@@ -337,6 +337,11 @@ async def test_on_failure_rollback_compensates_in_reverse_order_and_ends_rolled_
         "undeploy app",
         "migrate down",
     ]
+    # the run's last word is what it came to, rollback included
+    last = run.events[-1]
+    assert isinstance(last, RunFinished)
+    assert (last.status, last.counts) == (RunStatus.ROLLED_BACK, {"succeeded": 2, "failed": 1})
+    assert sum(isinstance(e, RunFinished) for e in run.events) == 1
 
 
 async def test_a_failing_compensation_ends_rollback_failed_with_exit_4() -> None:

@@ -84,18 +84,18 @@ async def test_every_step_gets_the_tempeh_variables_and_params(tmp_path: Path) -
         tmp_path,
         """
         name: w
-        params: {release-tag: {default: v1}}
+        params: {release-tag: {default: v1}, app.region: {default: eu-1}}
         env: {APP: shop}
         steps:
           - name: show
             env: {STAGE: "{{ params['release-tag'] }}-stage"}
             run: >-
               echo "$TEMPEH_STEP $TEMPEH_ATTEMPT $TEMPEH_PARAM_RELEASE_TAG $APP $STAGE
-              ${#TEMPEH_RUN_ID}"
+              ${#TEMPEH_RUN_ID} $TEMPEH_PARAM_APP_REGION"
         """,
     )
     assert result.succeeded
-    assert lines == ["show: show 1 v1 shop v1-stage 20"]
+    assert lines == ["show: show 1 v1 shop v1-stage 20 eu-1"]
 
 
 async def test_secrets_are_masked_in_every_form_even_split_across_writes(tmp_path: Path) -> None:
