@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Protocol
 
 from tempeh_tui.definition.types import format_elapsed
+from tempeh_tui.engine.python_output import real_stream
 from tempeh_tui.events import (
     ConcurrencyChanged,
     Event,
@@ -79,7 +80,7 @@ class JsonLinesView:
     """`--json`: one JSON object per event and line (SPEC 6)."""
 
     def __init__(self, out: IO[str] | None = None) -> None:
-        self._out = out or sys.stdout
+        self._out = out or real_stream(sys.stdout)
 
     def handle(self, event: Event) -> None:
         self._out.write(json.dumps(event.to_json(), ensure_ascii=False, default=str) + "\n")
@@ -95,7 +96,7 @@ class PlainView:
     """Plain lines for logs and pipes: what started, printed, retried and ended."""
 
     def __init__(self, out: IO[str] | None = None) -> None:
-        self._out = out or sys.stdout
+        self._out = out or real_stream(sys.stdout)
         self._started = time.time()
 
     def _line(self, text: str) -> None:
@@ -304,8 +305,11 @@ class LiveView:
 
 
 def choose_view(*, json_lines: bool, out: IO[str] | None = None) -> HeadlessView:
-    """JSON with --json; a live view on a terminal; plain lines otherwise."""
-    stream = out or sys.stdout
+    """JSON with --json; a live view on a terminal; plain lines otherwise.
+
+    Written to the real stdout even while Python steps run: what they print goes to their logs
+    through a stand-in for `sys.stdout` (`python_output`), tempeh's own output never does."""
+    stream = out or real_stream(sys.stdout)
     if json_lines:
         return JsonLinesView(stream)
     if stream.isatty():

@@ -14,7 +14,8 @@ class StepContext:
     """The argument of a `python:` step's callable.
 
     `steps` maps each step this one needs to `{"status", "outputs", "attempts"}`; `log(line)`
-    writes a line to the step's log, as printing does for a shell step.
+    writes a line to the step's log. So does what the step prints to `sys.stdout` or
+    `sys.stderr` (`print`, `logging`): it is the step's output, as for a shell step.
     """
 
     run_id: str

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import functools
 import importlib
@@ -34,6 +35,7 @@ import anyio.lowlevel
 
 from tempeh_tui.engine.executor import ExecResult, ExecutionObserver, PythonRequest, ShellRequest
 from tempeh_tui.engine.outputs import is_output_key
+from tempeh_tui.engine.python_output import StepPrints, redirect_std_streams
 from tempeh_tui.engine.shell_process import Mailbox, ShellRun
 
 __all__ = ["LocalExecutor"]
@@ -83,12 +85,22 @@ class LocalExecutor:
         times out (or is cancelled) it is reported at the deadline and left to finish unseen.
         """
         started = time.monotonic()
+        prints = StepPrints(observer, asyncio.get_running_loop())
         try:
-            target = self._resolve(request.target, request.search_path)
-        except Exception as exc:  # importing user code runs user code
-            result = _raised(exc)
-        else:
-            result = await self._call(target, request)
+            with prints:  # what the step prints (importing it, too) is its log
+                try:
+                    target = self._resolve(request.target, request.search_path)
+                except Exception as exc:  # importing user code runs user code
+                    result = _raised(exc)
+                else:
+                    result = await self._call(target, request)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await prints.flush()
+            raise
+        await prints.flush()
+        if prints.error is not None:
+            raise prints.error
         return dataclasses.replace(result, duration=time.monotonic() - started)
 
     async def _call(self, target: _Target, request: PythonRequest) -> ExecResult:
@@ -107,7 +119,12 @@ class LocalExecutor:
         if is_async:
             value: object = await _call_user_async(function, context)
         else:
-            value = await self._threads.run(functools.partial(_call_user, function, context))
+            # The thread runs in a copy of this task's context (so its prints are the step's)
+            # and keeps the streams redirected until it returns, even if it is left running.
+            job = functools.partial(
+                _in_thread, redirect_std_streams(), contextvars.copy_context(), function, context
+            )
+            value = await self._threads.run(job)
             if inspect.isawaitable(value):
                 value = await _await_user(value)
         if isinstance(value, ExecResult):
@@ -213,6 +230,18 @@ def _settle(future: asyncio.Future[T], result: T | None, error: BaseException | 
 
 
 # --- python steps -------------------------------------------------------------------------------
+
+
+def _in_thread(
+    release: Callable[[], None],
+    context: contextvars.Context,
+    function: Callable[[Any], Any],
+    step_context: Any,
+) -> object:
+    try:
+        return context.run(_call_user, function, step_context)
+    finally:
+        release()
 
 
 def _call_user(function: Callable[[Any], Any], context: Any) -> object:

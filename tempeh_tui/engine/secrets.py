@@ -14,6 +14,8 @@ __all__ = ["MASK", "Masker", "MissingSecret", "collect_secrets"]
 MASK = "***"
 _MIN_LENGTH = 3
 """Shorter values would mask too much ordinary text to be useful (and are weak secrets)."""
+_MIN_BASE64_PART = 8
+"""The shortest base64 fragment masked on its own (48 bits): shorter ones match random text."""
 
 
 class MissingSecret(TempehError):
@@ -35,33 +37,56 @@ def collect_secrets(names: Iterable[str], environ: Mapping[str, str]) -> dict[st
 
 
 class Masker:
-    """Replaces each secret, in its plain, base64 and URL-encoded forms, with `***`."""
+    """Replaces each secret, in its plain, base64 (standard and URL-safe, at any alignment)
+    and URL-encoded forms, with `***`."""
 
     def __init__(self, values: Iterable[str] = ()) -> None:
         forms: set[str] = set()
         for value in values:
             if len(value) < _MIN_LENGTH:
                 continue
-            raw = value.encode()
             forms.update(
-                {
-                    value,
-                    base64.b64encode(raw).decode().rstrip("="),
-                    base64.urlsafe_b64encode(raw).decode().rstrip("="),
-                    urllib.parse.quote(value, safe=""),
-                    urllib.parse.quote_plus(value),
-                }
+                {value, urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
             )
+            forms.update(_base64_forms(value.encode()))
         ordered = sorted(forms, key=len, reverse=True)  # longest first: no partial masks
         self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        # Most text holds no secret: `in` tells that faster than the regex (whose many
+        # alternatives make it try a match at most positions). A form that contains another
+        # is found only where that one is, so only the others need looking for.
+        self._needles = tuple(f for f in ordered if not any(o in f for o in forms if o != f))
 
     def __bool__(self) -> bool:
         return self._pattern is not None
 
     def mask(self, text: str) -> str:
-        if self._pattern is None or not text:
+        if self._pattern is None:
             return text
-        return self._pattern.sub(MASK, text)
+        for needle in self._needles:
+            if needle in text:
+                return self._pattern.sub(MASK, text)
+        return text
 
     def mask_mapping(self, data: Mapping[str, str]) -> dict[str, str]:
         return {k: self.mask(v) for k, v in data.items()}
+
+
+def _base64_forms(raw: bytes) -> set[str]:
+    """How `raw` looks inside base64 (standard and URL-safe) text, wherever it starts.
+
+    The whole encoding of `raw` alone, and for each of the three alignments (`raw` after 0, 1
+    or 2 other bytes: `"user:" + token` in HTTP basic auth) the characters that depend on
+    `raw` only: those that also carry bits of the bytes before or after differ from text to
+    text. A fragment shorter than `_MIN_BASE64_PART` is left out.
+    """
+    forms: set[str] = set()
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        forms.add(encode(raw).decode().rstrip("="))
+        for before in range(3):
+            encoded = encode(bytes(before) + raw).decode()
+            first = -(-8 * before // 6)  # the first character made of `raw`'s bits only
+            end = 8 * (before + len(raw)) // 6  # the characters after need the next bytes
+            part = encoded[first:end]
+            if len(part) >= _MIN_BASE64_PART:
+                forms.add(part)
+    return forms

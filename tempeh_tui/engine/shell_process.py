@@ -45,7 +45,8 @@ Line = tuple[str, str]
 
 
 class Mailbox:
-    """Carries one run's pid and lines from its worker thread to the observer on the loop.
+    """Carries one run's pid and lines from its worker thread to the observer on the loop
+    (and a Python step's printed lines, from whichever thread prints them).
 
     The worker appends under a lock and schedules a delivery only when none is pending, so a
     burst of output costs one loop wake-up. A delivery hands over at most `DELIVERY_LINES` and
@@ -75,13 +76,19 @@ class Mailbox:
         with self._lock:
             self._pid, self._started = pid, started
 
-    def post(self, lines: list[Line]) -> None:
-        """Hand lines over (worker thread); waits while the loop is far behind."""
+    def post(self, lines: list[Line], *, wait: bool = True) -> None:
+        """Hand lines over (any thread); with `wait`, then `wait_for_room`."""
         chars = sum(len(line) for _, line in lines)
         with self._lock:
             self._lines.extend(lines)
             self._chars += chars
         self.schedule()
+        if wait:
+            self.wait_for_room()
+
+    def wait_for_room(self) -> None:
+        """Wait while the loop is far behind (a worker thread only: the loop would wait for
+        itself)."""
         while self._chars > _MAX_PENDING_CHARS and not self._closed:
             time.sleep(_BACKPRESSURE_SECONDS)
 

@@ -31,6 +31,7 @@ from tempeh_tui.engine.executor import (
     ShellRequest,
 )
 from tempeh_tui.engine.process_groups import process_start_time
+from tempeh_tui.engine.python_output import step_log
 from tempeh_tui.engine.recovery import Classification, ErrorRecovery
 from tempeh_tui.engine.rendering import RunScope, render_shell
 from tempeh_tui.engine.results import UnitResult
@@ -274,7 +275,7 @@ class UnitRunner:
                 outputs=dict(outputs),
                 item=self.unit.item,
                 iteration=iteration,
-                log=lambda line: observer.output("stdout", str(line)),
+                log=step_log(observer.output),
             )
             request = PythonRequest(self.step.python, context, self.step.timeout, (self.s.workdir,))
             if self.s.checkpoint is not None:

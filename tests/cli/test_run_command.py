@@ -100,6 +100,60 @@ def test_the_run_is_in_the_store_for_show_and_logs(tmp_path: Path) -> None:
     assert "built" in logs.stdout
 
 
+def test_what_python_steps_print_is_in_their_logs_and_json_stays_one_event_a_line(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "t.db"
+    (tmp_path / "chatty_steps.py").write_text(
+        textwrap.dedent(
+            """
+            import asyncio, logging, sys
+
+            logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+
+            def sync_step(ctx):
+                for i in range(50):
+                    print(f"sync out {i}")
+                    print(f"sync err {i}", file=sys.stderr)
+                logging.info("sync logged")
+
+            async def async_step(ctx):
+                for i in range(50):
+                    print(f"async out {i}", end="")
+                    await asyncio.sleep(0)
+                    print()
+                    print(f"async err {i}", file=sys.stderr)
+            """
+        )
+    )
+    flow = write(
+        tmp_path,
+        """
+        name: chatty
+        steps:
+          - {name: sync, python: "chatty_steps:sync_step"}
+          - {name: async, python: "chatty_steps:async_step"}
+          - {name: shell, run: "for i in 1 2 3; do echo shell $i; done"}
+        """,
+    )
+    done = tempeh("run", str(flow), "--json", db=db)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    events = [json.loads(line) for line in done.stdout.splitlines()]  # each line one event
+    printed = [(e["step"], e["stream"], e["line"]) for e in events if e["type"] == "step_output"]
+    assert [line for step, _, line in printed if step == "async"] == [
+        text for i in range(50) for text in (f"async out {i}", f"async err {i}")
+    ]
+    assert ("sync", "stderr", "INFO sync logged") in printed
+    assert ("sync", "stdout", "sync out 49") in printed
+
+    logs = tempeh("logs", events[0]["run_id"], "sync", db=db)
+    assert logs.returncode == 0, logs.stderr
+    assert "sync out 0" in logs.stdout
+    assert "sync err 49" in logs.stdout
+    assert "INFO sync logged" in logs.stdout
+
+
 def test_a_bad_param_is_refused_before_anything_runs(tmp_path: Path) -> None:
     flow = write(
         tmp_path,

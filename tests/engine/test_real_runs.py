@@ -126,6 +126,28 @@ async def test_secrets_are_masked_in_every_form_even_split_across_writes(tmp_pat
     assert result["leak"].outputs == {"token": "***"}
 
 
+async def test_a_secret_base64_encoded_behind_other_bytes_is_masked(tmp_path: Path) -> None:
+    secret = "hunter2-very-secret"
+    shifted = base64.b64encode(b"ab" + secret.encode()).decode()
+    basic = base64.b64encode(b"user:" + secret.encode()).decode()
+    result, lines = await run_real(
+        tmp_path,
+        """
+        name: w
+        secrets: [API_TOKEN]
+        steps:
+          - name: leak
+            run: |
+              printf 'ab%s' "$API_TOKEN" | base64
+              echo "Authorization: Basic $(printf 'user:%s' "$API_TOKEN" | base64 -w0)"
+        """,
+        environ={"API_TOKEN": secret},
+    )
+    assert result.succeeded
+    assert lines == ["leak: YWJ***", "leak: Authorization: Basic dXNlcjp***"]
+    assert not any(shifted[4:] in line or basic[8:] in line for line in lines)
+
+
 async def test_a_missing_secret_stops_the_run_before_anything_starts(tmp_path: Path) -> None:
     from tempeh_tui.engine.secrets import MissingSecret
 
