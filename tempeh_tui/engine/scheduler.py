@@ -166,14 +166,12 @@ class Scheduler:
 
     def _judge(self, name: str) -> UnitResult | None:
         """A result if the unit will not run (blocked, stopped, `when` false), else None.
-        A unit whose need failed is `skipped` (SPEC 3), also when the failure stopped the run."""
-        if self.stopped is not None:
-            failed = next(
-                (n for n in self.graph.needs(name) if self.results[n].status is StepStatus.FAILED),
-                None,
-            )
-            if failed is None:
-                return self._never_ran(name)
+        A unit whose need failed is `skipped` (SPEC 3), and so are its dependents, also when
+        the failure stopped the run."""
+        if self.stopped is not None and not any(
+            self._blocked_by(self.results[need]) for need in self.graph.needs(name)
+        ):
+            return self._never_ran(name)
         unit = self.graph.units[name]
         for need in self.graph.needs(name):
             result = self.results[need]
@@ -203,6 +201,14 @@ class Scheduler:
         if go:
             return None
         return UnitResult(name, StepStatus.SKIPPED, reason=f"when is false: {unit.step.when}")
+
+    @staticmethod
+    def _blocked_by(need: UnitResult) -> bool:
+        """Whether a need keeps its dependents from running whatever else happens: it failed
+        (for good), or was itself skipped for what it needed."""
+        if need.status is StepStatus.FAILED:
+            return not need.tolerated
+        return need.status is StepStatus.SKIPPED and need.blocked
 
     def _never_ran(self, name: str) -> UnitResult:
         assert self.stopped is not None

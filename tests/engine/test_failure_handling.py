@@ -165,6 +165,7 @@ async def test_abort_cancels_running_steps_and_starts_nothing_more() -> None:
           - {name: long, run: "true"}
           - {name: queued, run: "true"}
           - {name: later, needs: [broken], run: "true"}
+          - {name: last, needs: [later], run: "true"}
         """,
         fake,
     )
@@ -175,7 +176,9 @@ async def test_abort_cancels_running_steps_and_starts_nothing_more() -> None:
     # its need failed: skipped with the reason (SPEC 3), whatever the policy
     assert r["later"].status is StepStatus.SKIPPED
     assert r["later"].reason == "needs 'broken', which ended failed"
-    assert {"later", "queued"}.isdisjoint(fake.names())
+    assert r["last"].status is StepStatus.SKIPPED  # and so are its dependents (SPEC 1)
+    assert r["last"].reason == "needs 'later', which was skipped"
+    assert {"later", "last", "queued"}.isdisjoint(fake.names())
 
 
 async def test_continue_on_error_lets_dependents_run_and_the_run_succeed() -> None:
