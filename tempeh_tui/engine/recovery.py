@@ -76,7 +76,13 @@ class ErrorRecovery:
         """The class of a failed attempt. `output_tail` is the end of what it printed."""
         if result.cancelled:
             return self._built_in(ErrorClass.CANCELLED, "cancelled")
-        text = output_tail if result.error is None else f"{output_tail}\n{result.error}"
+        # Rules read what the step said (and a Python step's exception); never tempeh's own
+        # "timed out after 5s", or a rule for a command's "timed out" would catch timeouts too.
+        text = (
+            output_tail
+            if result.error is None or result.timed_out
+            else f"{output_tail}\n{result.error}"
+        )
         for number, rule in enumerate(self.rules, start=1):
             if self._matches(rule, result, text):
                 return Classification(

@@ -115,6 +115,33 @@ async def test_a_rule_can_classify_by_output() -> None:
     assert run.result["a"].attempts == 2
 
 
+async def test_an_output_rule_for_timed_out_does_not_catch_tempehs_own_timeouts() -> None:
+    """SPEC 1's example rule matches "timed out" in what a step prints; a step tempeh stopped
+    at its `timeout` still is a `timeout` (SPEC 5.1), which is what `classes` retry on."""
+    fake = FakeExecutor(
+        {
+            "slow": [FakeOutcome(duration=5), OK],
+            "curl": [FakeOutcome(exit_code=28, lines=["curl: Operation timed out"]), OK],
+        }
+    )
+    run = await run_yaml(
+        """
+        name: w
+        on_failure: continue
+        errors:
+          - {output: "(?i)connection (refused|reset)|timed out", class: transient}
+        steps:
+          - {name: slow, run: "true", timeout: 50ms, retry: {attempts: 2, classes: [timeout]}}
+          - {name: curl, run: "true", retry: {attempts: 2, classes: [transient]}}
+        """,
+        fake,
+    )
+    retried = {e.step: e.error_class for e in run.of(StepRetrying)}
+    assert retried == {"slow": "timeout", "curl": "transient"}
+    assert run.result["slow"].status is StepStatus.SUCCEEDED
+    assert run.result["curl"].status is StepStatus.SUCCEEDED
+
+
 async def test_a_timeout_is_classified_as_timeout() -> None:
     fake = FakeExecutor({"slow": [FakeOutcome(duration=5)]})
     run = await run_yaml(
