@@ -20,7 +20,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -195,8 +195,11 @@ class Decisions(Protocol):
         """Whether anyone can answer: if not, `pause` acts as `abort` and gates fail."""
         ...
 
-    async def ask(self, question: DecisionRecord) -> Answer:
-        """Wait for the answer; raises DecisionTimedOut."""
+    async def ask(
+        self, question: DecisionRecord, announce: Callable[[], Awaitable[None]] | None = None
+    ) -> Answer:
+        """Store the question, then `announce` it (publish its event: whoever reacts can
+        answer at once), then wait for the answer; raises DecisionTimedOut."""
         ...
 
     async def approved_before(self, run_id: str, unit: str, input_hash: str) -> Answer | None:
@@ -247,9 +250,13 @@ class DecisionDesk:
     def can_ask(self) -> bool:
         return self.wait
 
-    async def ask(self, question: DecisionRecord) -> Answer:
+    async def ask(
+        self, question: DecisionRecord, announce: Callable[[], Awaitable[None]] | None = None
+    ) -> Answer:
         number = await self._store_question(question)
         try:
+            if announce is not None:
+                await announce()
             with anyio.fail_after(self.timeout):
                 return await self._await_answer(question, number)
         except TimeoutError:

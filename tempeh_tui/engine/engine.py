@@ -8,14 +8,15 @@ small API (execute, set the concurrency, cancel).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import secrets as _random
 import shutil
 import signal
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from random import Random
 from typing import Any
@@ -54,7 +55,6 @@ from tempeh_tui.engine.scheduler import Scheduler, StopReason
 from tempeh_tui.engine.secrets import Masker, collect_secrets
 from tempeh_tui.engine.unit_runner import Approvals, RunServices
 from tempeh_tui.events import (
-    Event,
     EventBus,
     RunFinished,
     RunStarted,
@@ -62,7 +62,7 @@ from tempeh_tui.events import (
     StepOutput,
     StepStatus,
 )
-from tempeh_tui.events.bus import Subscriber, event_stream
+from tempeh_tui.events.bus import EventStream, Subscriber
 from tempeh_tui.graph.build import build_graph
 from tempeh_tui.graph.selection import Selection, not_selected
 from tempeh_tui.store.base import DecisionRecord, RollbackRecord, RunRecord, Store
@@ -112,9 +112,11 @@ class WorkflowEngine:
         self._subscribers.append(subscriber)
         return lambda: self._subscribers.remove(subscriber)
 
-    def events(self) -> AbstractAsyncContextManager[AsyncIterator[Event]]:
-        """`async with engine.events() as events: async for event in events: ...`"""
-        return event_stream(self.subscribe)
+    def events(self) -> EventStream:
+        """`async for event in engine.events():` (until the run's `run_finished`), or
+        `async with engine.events() as events: async for event in events:` (every run, until
+        the block ends)."""
+        return EventStream(self.subscribe)
 
     # --- controlling a run in progress ---------------------------------------------------
 
@@ -376,6 +378,9 @@ class WorkflowEngine:
         if status is RunStatus.FAILED and rolls_back and store is not None:
             await store.flush()  # the rollback plans from what the store says succeeded
             status, message = await self._roll_back(run, store, bus, services.executor, environ)
+            for step in (await store.get_run(run.run_id)).steps:  # what the rollback undid
+                if step.status in _UNDONE and step.name in results:
+                    results[step.name] = dataclasses.replace(results[step.name], status=step.status)
         # last: what the run came to, rollback included (`rolled_back` goes with exit 3)
         bus.emit(RunFinished, status=status, message=message, counts=counts)
         if store is not None:
@@ -394,10 +399,15 @@ class WorkflowEngine:
         from tempeh_tui.engine.rollback import RollbackManager
 
         manager = RollbackManager(store, self._executor, environ=self._environ, grace=self._grace)
-        for subscriber in self._subscribers:
-            manager.subscribe(subscriber)
         plan = await manager.plan_rollback(record.id, rollback.plan.get("requested"))
-        done = await manager.execute_rollback(plan, max_concurrency=max_concurrency)
+        bus = EventBus(record.id, first_seq=await store.last_seq(record.id))
+        for subscriber in self._subscribers:
+            bus.subscribe(subscriber)
+        bus.subscribe(store.record)
+        done = await manager.execute_rollback(plan, max_concurrency=max_concurrency, bus=bus)
+        # the run's last word, as after any run: what it came to
+        bus.emit(RunFinished, status=done.status, message=done.message)
+        await store.flush()
         units = {s.name: as_unit_result(s) for s in (await store.get_run(record.id)).steps}
         return RunResult(
             record.id,
@@ -466,6 +476,9 @@ class _RunSetup:
             name: UnitResult(name, StepStatus.SKIPPED, reason=why)
             for name, why in self.not_selected.items()
         }
+
+
+_UNDONE = frozenset({StepStatus.ROLLED_BACK, StepStatus.ROLLBACK_FAILED})
 
 
 def _policy(wf: Workflow, on_failure: OnFailure | str | None, auto_rollback: bool) -> OnFailure:

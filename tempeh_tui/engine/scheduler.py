@@ -382,24 +382,27 @@ class Scheduler:
         name = result.name
         summary = result.reason or f"ended {result.status.value}"
         self.s.waiting.add(name)
-        self.s.bus.emit(
-            StepStatusChanged,
-            step=name,
-            status=StepStatus.FAILED,
-            reason=f"{summary}; waiting for a decision: {' | '.join(FAILURE_CHOICES)}",
-            attempt=result.attempts,
-            exit_code=result.exit_code,
-            error_class=result.error_class,
-        )
-        self.s.bus.emit(
-            DecisionRequested,
-            step=name,
-            kind=QuestionKind.FAILURE.value,
-            question=summary,
-            choices=FAILURE_CHOICES,
-        )
-        if self.s.publish is not None:
-            await self.s.publish()  # the run is `paused` in the store before anyone looks
+
+        async def announce() -> None:  # once the question is stored: it can be answered
+            self.s.bus.emit(
+                StepStatusChanged,
+                step=name,
+                status=StepStatus.FAILED,
+                reason=f"{summary}; waiting for a decision: {' | '.join(FAILURE_CHOICES)}",
+                attempt=result.attempts,
+                exit_code=result.exit_code,
+                error_class=result.error_class,
+            )
+            self.s.bus.emit(
+                DecisionRequested,
+                step=name,
+                kind=QuestionKind.FAILURE.value,
+                question=summary,
+                choices=FAILURE_CHOICES,
+            )
+            if self.s.publish is not None:
+                await self.s.publish()  # the run is `paused` in the store before anyone looks
+
         question = DecisionRecord(
             run_id=self.s.scope.run_id,
             unit=name,
@@ -413,7 +416,7 @@ class Scheduler:
         changes = RetryValues()
         with scope:
             try:
-                got = await self.s.decisions.ask(question)
+                got = await self.s.decisions.ask(question, announce)
                 answer, by, how, changes = got.value, got.by, got.value, got.changes
             except DecisionTimedOut as exc:
                 how = "timed out"

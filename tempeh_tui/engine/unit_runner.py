@@ -434,19 +434,26 @@ class UnitRunner:
         kind = QuestionKind.APPROVAL.value
         waiting = f"waiting for approval: {question} (`tempeh approve {self.s.scope.run_id} "
         waiting += f"{self.step.name}`)"
-        bus.emit(
-            StepStatusChanged,
-            step=self.unit.name,
-            status=StepStatus.AWAITING_CONFIRMATION,
-            reason=waiting,
-        )
         self.s.waiting.add(self.unit.name)
-        bus.emit(
-            DecisionRequested, step=self.unit.name, kind=kind, question=question, choices=(APPROVE,)
-        )
-        self._note(waiting)
-        if self.s.publish is not None:
-            await self.s.publish()
+
+        async def announce() -> None:  # once the question is stored: it can be answered
+            bus.emit(
+                StepStatusChanged,
+                step=self.unit.name,
+                status=StepStatus.AWAITING_CONFIRMATION,
+                reason=waiting,
+            )
+            bus.emit(
+                DecisionRequested,
+                step=self.unit.name,
+                kind=kind,
+                question=question,
+                choices=(APPROVE,),
+            )
+            self._note(waiting)
+            if self.s.publish is not None:
+                await self.s.publish()
+
         record = DecisionRecord(
             run_id=self.s.scope.run_id,
             unit=self.unit.name,
@@ -456,7 +463,7 @@ class UnitRunner:
             input_hash=tied_to,
         )
         try:
-            answer = await self.s.decisions.ask(record)
+            answer = await self.s.decisions.ask(record, announce)
         except DecisionTimedOut as exc:
             self.s.waiting.discard(self.unit.name)
             bus.emit(

@@ -10,9 +10,9 @@ from typing import Any, TypeVar
 
 import anyio
 
-from tempeh_tui.events.types import Event
+from tempeh_tui.events.types import Event, RunFinished
 
-__all__ = ["EventBus", "Subscriber", "event_stream"]
+__all__ = ["EventBus", "EventStream", "Subscriber", "event_stream"]
 
 Subscriber = Callable[[Event], None]
 E = TypeVar("E", bound=Event)
@@ -65,3 +65,35 @@ async def event_stream(
     finally:
         unsubscribe()
         send.close()
+
+
+class EventStream:
+    """Events, two ways (SPEC 7: an async iterator, or a subscription):
+
+    - `async for event in engine.events(): ...` subscribes when the loop starts and ends
+      after the run's last event, `run_finished`;
+    - `async with engine.events() as events: async for event in events: ...` follows every
+      run until the block ends.
+    """
+
+    def __init__(self, subscribe: Callable[[Subscriber], Callable[[], None]]) -> None:
+        self._subscribe = subscribe
+        self._block: AbstractAsyncContextManager[AsyncIterator[Event]] | None = None
+
+    async def __aenter__(self) -> AsyncIterator[Event]:
+        self._block = event_stream(self._subscribe)
+        return await self._block.__aenter__()
+
+    async def __aexit__(self, *exc: Any) -> bool | None:
+        assert self._block is not None
+        return await self._block.__aexit__(*exc)
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._until_finished()
+
+    async def _until_finished(self) -> AsyncIterator[Event]:
+        async with event_stream(self._subscribe) as events:
+            async for event in events:
+                yield event
+                if isinstance(event, RunFinished):
+                    return

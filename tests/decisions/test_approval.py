@@ -149,3 +149,34 @@ def test_an_approval_is_tied_to_the_rendered_command_and_its_values() -> None:
 
 def test_the_workflow_parses() -> None:
     parse_workflow(textwrap.dedent(GATED), "gated.yaml")
+
+
+async def test_an_approval_given_the_moment_its_question_is_announced_is_taken(
+    tmp_path: Path,
+) -> None:
+    """The app answers from its event handler: the question must be stored by then. And
+    `async for event in engine.events()` ends with the run's `run_finished` (SPEC 7)."""
+    store = SqliteStore(tmp_path / "tempeh.db")
+    await store.open()
+    engine = WorkflowEngine(FakeExecutor(BUILD), store, environ=ENVIRON)
+    workflow = parse_workflow(textwrap.dedent(GATED), "gated.yaml")
+    seen: list[str] = []
+    answered: list[str] = []
+
+    async def operator() -> None:
+        async for event in engine.events():
+            seen.append(event.type)
+            if isinstance(event, DecisionRequested):
+                answered.append((await engine.approve(event.run_id, "deploy", by="app")).unit)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(operator)
+        await anyio.wait_all_tasks_blocked()  # the operator listens before the run starts
+        with anyio.fail_after(10):
+            result = await engine.execute_workflow(workflow, run_id=RUN_ID, wait_for_decision=True)
+    assert result.status is RunStatus.SUCCEEDED
+    assert answered == ["deploy"]
+    assert seen[-1] == "run_finished"  # the loop ended by itself, with the run
+    (question,) = (await store.get_run(RUN_ID)).decisions
+    assert (question.answer, question.answered_by) == ("yes", "app")
+    await store.close()

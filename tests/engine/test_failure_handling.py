@@ -371,6 +371,13 @@ async def test_on_failure_rollback_compensates_in_reverse_order_and_ends_rolled_
     last = run.events[-1]
     assert isinstance(last, RunFinished)
     assert (last.status, last.counts) == (RunStatus.ROLLED_BACK, {"succeeded": 2, "failed": 1})
+    # the result says what the steps came to, as the store does
+    states = {name: unit.status for name, unit in run.result.units.items()}
+    assert states == {
+        "db": StepStatus.ROLLED_BACK,
+        "app": StepStatus.ROLLED_BACK,
+        "smoke": StepStatus.FAILED,
+    }
     assert sum(isinstance(e, RunFinished) for e in run.events) == 1
 
 
