@@ -6,11 +6,12 @@ Each is a subscriber of the engine's one event stream (SPEC 7); none knows the e
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
 from tempeh_tui.definition.types import format_elapsed
 from tempeh_tui.engine.python_output import real_stream
@@ -304,12 +305,49 @@ class LiveView:
         self._live.stop()
 
 
+class _GoneReader:
+    """The view's stream, forgiving a reader that went away (`tempeh run … | head -1`): the
+    deployment goes on, stored as ever; only showing it stops. (A view that raised would stop
+    the engine in the middle of a run.)"""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                return self._stream.write(text)
+            except (BrokenPipeError, ValueError):  # ValueError: the stream was closed
+                self._went_away()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self._stream.flush()
+            except (BrokenPipeError, ValueError):
+                self._went_away()
+
+    def _went_away(self) -> None:
+        self.gone = True
+        try:  # nothing more reaches the pipe, not even the interpreter's last flush
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def choose_view(*, json_lines: bool, out: IO[str] | None = None) -> HeadlessView:
     """JSON with --json; a live view on a terminal; plain lines otherwise.
 
     Written to the real stdout even while Python steps run: what they print goes to their logs
     through a stand-in for `sys.stdout` (`python_output`), tempeh's own output never does."""
-    stream = out or real_stream(sys.stdout)
+    stream = cast(IO[str], _GoneReader(out or real_stream(sys.stdout)))
     if json_lines:
         return JsonLinesView(stream)
     if stream.isatty():

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPEH = [sys.executable, "-m", "tempeh_tui"]
@@ -227,3 +228,40 @@ def test_every_sample_workflow_runs_headless(tmp_path: Path) -> None:
         assert done.returncode == 0, (sample, done.stdout[-2000:], done.stderr)
     done = tempeh("run", "sample_workflows/approvals-rollbacks.yaml", "--yes", db=tmp_path / "t.db")
     assert done.returncode == 0, done.stdout[-2000:]
+
+
+@pytest.mark.parametrize("view", [[], ["--json"]], ids=["plain", "json"])
+def test_a_reader_that_goes_away_does_not_stop_the_deployment(
+    tmp_path: Path, view: list[str]
+) -> None:
+    """`tempeh run FILE | head -1`: the run goes on to its end and is stored; only showing it
+    stops (no traceback, the run's own exit code)."""
+    steps = "".join(
+        f"  - {{name: s{i}, run: 'for j in 1 2 3; do echo line $j; done; sleep 0.05'}}\n"
+        for i in range(12)
+    )
+    flow = tmp_path / "flow.yaml"
+    flow.write_text("name: piped\nmax_concurrency: 6\nsteps:\n" + steps)
+    db = tmp_path / "t.db"
+    process = subprocess.Popen(
+        [*TEMPEH, "run", str(flow), *view, "--db", str(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    assert process.stdout.readline()
+    process.stdout.close()  # the reader is gone
+    assert process.wait(timeout=60) == 0
+    with process.stderr:
+        assert "Traceback" not in process.stderr.read()
+    shown = json.loads(tempeh("show", "--json", *[r["id"] for r in runs(db)], db=db).stdout)
+    assert shown["status"] == "succeeded"
+    assert {s["status"] for s in shown["steps"]} == {"succeeded"}
+
+
+def runs(db: Path) -> list[dict[str, str]]:
+    listed: list[dict[str, str]] = json.loads(tempeh("runs", "--json", db=db).stdout)
+    return listed
