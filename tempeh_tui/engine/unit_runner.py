@@ -52,7 +52,10 @@ from tempeh_tui.store.base import DecisionRecord, Store
 
 __all__ = ["Approvals", "RunServices", "UnitRunner"]
 
-_TAIL_LINES = 40
+_TAIL_LINES = 1000
+"""How much of an attempt's output `errors` rules with `output:` (and the built-in output
+checks) search: the last this many lines (an error is printed near the end, and a step
+printing millions of lines must not be searched whole)."""
 _DEFAULT_RETRY = RetryPolicy()
 
 

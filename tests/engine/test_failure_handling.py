@@ -100,7 +100,9 @@ async def test_workflow_error_rules_come_before_the_built_ins() -> None:
 
 
 async def test_a_rule_can_classify_by_output() -> None:
-    fake = FakeExecutor({"a": [FakeOutcome(exit_code=1, lines=["ERROR: Connection reset"]), OK]})
+    # the line that says why comes well before the end of what the step printed
+    said = ["ERROR: Connection reset", *(f"cleanup {i}" for i in range(200))]
+    fake = FakeExecutor({"a": [FakeOutcome(exit_code=1, lines=said), OK]})
     run = await run_yaml(
         """
         name: w
