@@ -195,7 +195,7 @@ class WorkflowEngine:
         enable_checkpointing: bool = True,
         auto_rollback: bool = False,
         on_failure: OnFailure | str | None = None,
-        approve: Iterable[str] = (),
+        approve: Iterable[str] | str = (),
         approve_all: bool = False,
         run_id: str | None = None,
         wait_for_decision: bool = False,
@@ -215,8 +215,8 @@ class WorkflowEngine:
             params=values,
             run_id=run_id or new_run_id(),
             policy=_policy(wf, on_failure, auto_rollback),
-            max_concurrency=max_concurrency or wf.max_concurrency,
-            approvals=Approvals(approve_all, frozenset(approve)),
+            max_concurrency=_concurrency(max_concurrency) or wf.max_concurrency,
+            approvals=Approvals(approve_all, _names(approve)),
             wait_for_decision=wait_for_decision,
             decision_timeout=decision_timeout,
             not_selected=off,
@@ -246,7 +246,7 @@ class WorkflowEngine:
         confirm_in_doubt: bool = False,
         max_concurrency: int | None = None,
         on_failure: OnFailure | str | None = None,
-        approve: Iterable[str] = (),
+        approve: Iterable[str] | str = (),
         approve_all: bool = False,
         explain: Callable[[ResumePlan], None] | None = None,
         wait_for_decision: bool = False,
@@ -288,8 +288,8 @@ class WorkflowEngine:
                 params=dict(record.params),
                 run_id=record.id,
                 policy=_policy(workflow, on_failure, False),
-                max_concurrency=max_concurrency or record.max_concurrency or 4,
-                approvals=Approvals(approve_all, frozenset(approve)),
+                max_concurrency=_concurrency(max_concurrency) or record.max_concurrency or 4,
+                approvals=Approvals(approve_all, _names(approve)),
                 reused=plan.reused(),
                 attempts_before={s.name: s.attempts for s in record.steps},
                 probe=plan.probes(),
@@ -479,6 +479,17 @@ class _RunSetup:
 
 
 _UNDONE = frozenset({StepStatus.ROLLED_BACK, StepStatus.ROLLBACK_FAILED})
+
+
+def _concurrency(limit: int | None) -> int | None:
+    if limit is not None and (isinstance(limit, bool) or limit < 1):
+        raise ValueError(f"max_concurrency must be a whole number of at least 1, not {limit!r}")
+    return limit
+
+
+def _names(steps: Iterable[str] | str) -> frozenset[str]:
+    """Step names given as a list, or one name as a string (not its letters)."""
+    return frozenset([steps] if isinstance(steps, str) else steps)
 
 
 def _policy(wf: Workflow, on_failure: OnFailure | str | None, auto_rollback: bool) -> OnFailure:

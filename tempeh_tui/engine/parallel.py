@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from tempeh_tui.definition.models import Step, Workflow
+from tempeh_tui.definition.loader import load_workflow
+from tempeh_tui.definition.models import Step
 from tempeh_tui.engine.engine import WorkflowEngine
 from tempeh_tui.engine.executor import Executor
 from tempeh_tui.engine.host_load import HostLoad
@@ -30,7 +31,7 @@ class ParallelExecutionManager:
         resources: Mapping[str, int] | None = None,
         name: str = "parallel",
     ) -> RunResult:
-        workflow = Workflow.model_validate(
+        workflow = load_workflow(  # a bad step is a WorkflowError naming it, as from a file
             {
                 "name": name,
                 "steps": [

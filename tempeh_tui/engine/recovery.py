@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from random import Random
+from typing import Any
 
 import anyio
 
@@ -63,12 +64,16 @@ class ErrorRecovery:
 
     def __init__(
         self,
-        rules: Sequence[ErrorRule] = (),
+        rules: Sequence[ErrorRule | Mapping[str, Any]] = (),
         *,
         sleep: Sleep = anyio.sleep,
         rng: Random | None = None,
     ) -> None:
-        self.rules = tuple(rules)
+        # rules as a workflow's `errors` says them (dicts) or as models
+        self.rules = tuple(
+            rule if isinstance(rule, ErrorRule) else ErrorRule.model_validate(rule)
+            for rule in rules
+        )
         self.sleep = sleep
         self.rng = rng or Random()
 
