@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import anyio
@@ -114,6 +114,11 @@ class Scheduler:
             for name, result in (reused or {}).items():
                 ready.extend(self._record(name, result))
             self._ready_all([n for n in dict.fromkeys(ready) if n not in self.results])
+            for name, count in self._remaining.items():  # SPEC 2: `waiting` for its needs
+                if count and name not in self.results:
+                    self._wait(
+                        name, _listed(n for n in self.graph.needs(name) if n not in self.results)
+                    )
             self._dispatch()
             if len(self.results) == len(self.graph.units):
                 self._finished.set()
@@ -232,8 +237,11 @@ class Scheduler:
             if why == SLOT:
                 break  # a full house holds everyone: no event, the unit is simply next
             self._wait(name, why)
-            if why == HOST_LOAD or unit.step.exclusive:
-                break  # nothing behind it may pass
+            if why == HOST_LOAD or unit.step.exclusive:  # nothing behind it may pass
+                behind = why if why == HOST_LOAD else f"'{name}' to run alone first (exclusive)"
+                for _, _, other in self._ready:
+                    self._wait(other, behind)
+                break
         for entry in held:
             heapq.heappush(self._ready, entry)
 
@@ -524,3 +532,12 @@ class Scheduler:
             if overloaded is None:
                 self._waiting_reason.clear()
             self._dispatch()
+
+
+def _listed(names: Iterable[str], most: int = 3) -> str:
+    """`a, b to finish`; a long list is cut: `a, b, c and 97 more to finish`."""
+    items = list(names)
+    shown = ", ".join(items[:most])
+    if len(items) > most:
+        shown += f" and {len(items) - most} more"
+    return f"{shown} to finish"

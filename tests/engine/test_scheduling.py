@@ -142,14 +142,22 @@ async def test_no_step_starts_while_host_load_is_above_the_limits() -> None:
         resource_limits: {cpu: 80}
         steps:
           - {name: a, run: "true"}
+          - {name: b, run: "true"}
+          - {name: c, needs: [a, b], run: "true"}
         """,
         fake,
         host_load=host,
     )
     assert run.result.succeeded
     assert host.samples >= 3
-    waits = [e.reason for e in run.of(StepStatusChanged) if e.status is StepStatus.WAITING]
-    assert waits == ["waiting: host CPU 99% > 80%"]
+    changes = run.of(StepStatusChanged)
+    waits = [(e.step, e.reason) for e in changes if e.status is StepStatus.WAITING]
+    # SPEC 2: `waiting` for needs, resources or host load; every held step says so
+    assert waits == [
+        ("c", "waiting for a, b to finish"),
+        ("a", "waiting: host CPU 99% > 80%"),
+        ("b", "waiting: host CPU 99% > 80%"),
+    ]
 
 
 async def test_parallel_execution_manager_runs_plain_step_dicts() -> None:
