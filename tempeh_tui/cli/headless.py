@@ -33,6 +33,8 @@ from tempeh_tui.events import (
 )
 from tempeh_tui.events.types import iso_time
 
+_WAITING_FOR_NEEDS = "waiting for its needs"
+
 if TYPE_CHECKING:  # rich is imported by the live view only: plain and JSON runs start faster
     from rich.console import Console, RenderableType
 
@@ -120,7 +122,12 @@ class PlainView:
         elif isinstance(event, StepFinished):
             self._line(f"{name} {_finished(event)}")
         elif isinstance(event, StepStatusChanged) and event.reason:
-            self._line(f"{name} {event.status.value}: {event.reason}")
+            if event.reason.startswith(_WAITING_FOR_NEEDS):
+                pass  # a line for every step with needs: noise
+            elif event.status is StepStatus.WAITING:
+                self._line(f"{name} {event.reason}")  # "waiting for …" says it already
+            else:
+                self._line(f"{name} {event.status.value}: {event.reason}")
         elif isinstance(event, RunStarted):
             self._started = event.ts
             self._line(

@@ -41,10 +41,13 @@ from tempeh_tui.graph.analysis import priorities
 from tempeh_tui.graph.build import Unit, WorkflowGraph
 from tempeh_tui.store.base import DecisionRecord
 
-__all__ = ["Scheduler", "StopReason"]
+__all__ = ["NEEDS", "Scheduler", "StopReason"]
 
 LOAD_SAMPLE_INTERVAL = 0.5
 SLOT = "a concurrency slot"
+NEEDS = "its needs"
+"""How a `waiting` reason starts when the unit waits for what it needs (`waiting for its
+needs: a, b`): views that show every step anyway may leave those out."""
 HOST_LOAD = "host load"
 
 
@@ -535,9 +538,9 @@ class Scheduler:
 
 
 def _listed(names: Iterable[str], most: int = 3) -> str:
-    """`a, b to finish`; a long list is cut: `a, b, c and 97 more to finish`."""
+    """`its needs: a, b`; a long list is cut: `its needs: a, b, c and 97 more`."""
     items = list(names)
     shown = ", ".join(items[:most])
     if len(items) > most:
         shown += f" and {len(items) - most} more"
-    return f"{shown} to finish"
+    return f"{NEEDS}: {shown}"

@@ -154,7 +154,7 @@ async def test_no_step_starts_while_host_load_is_above_the_limits() -> None:
     waits = [(e.step, e.reason) for e in changes if e.status is StepStatus.WAITING]
     # SPEC 2: `waiting` for needs, resources or host load; every held step says so
     assert waits == [
-        ("c", "waiting for a, b to finish"),
+        ("c", "waiting for its needs: a, b"),
         ("a", "waiting: host CPU 99% > 80%"),
         ("b", "waiting: host CPU 99% > 80%"),
     ]
