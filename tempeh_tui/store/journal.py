@@ -85,11 +85,11 @@ class Journal:
         self._dirty = True
 
     def clear(self) -> None:
-        """Everything written here is in SQLite now: empty the files (kept open for reuse)."""
+        """Everything written here is in SQLite now: the files go (the next checkpoint makes
+        its run's file again), so a long-lived store keeps no descriptor per past run."""
         if not self._dirty:
             return
-        for fd in self._files.values():
-            os.ftruncate(fd, 0)
+        self.close(remove=True)
         self._dirty = False
 
     def close(self, *, remove: bool) -> None:
