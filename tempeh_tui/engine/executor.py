@@ -73,6 +73,18 @@ class ExecResult:
             self.exit_code == 0 and self.error is None and not self.timed_out and not self.cancelled
         )
 
+    def describe(self) -> str:
+        """How it ended, in a few words: `timed out`, `exit code 3`, the error..."""
+        if self.timed_out:
+            return "timed out"
+        if self.cancelled:
+            return "cancelled"
+        if self.error:
+            return self.error
+        if self.signal is not None:
+            return f"killed by signal {self.signal}"
+        return f"exit code {self.exit_code}"
+
 
 class ExecutionObserver(Protocol):
     """What the executor reports while an action runs. Called on the event loop's thread."""

@@ -331,7 +331,7 @@ class _Rollback:
             if check.ok:
                 self._finish(unit, StepStatus.ROLLED_BACK, 0, "rollback.verify says it is undone")
                 return StepStatus.ROLLED_BACK
-            self._note(unit.name, f"rollback.verify says no ({_describe(check)}); rolling back")
+            self._note(unit.name, f"rollback.verify says no ({check.describe()}); rolling back")
         try:
             command, _ = render_shell(spec.run, self._scope(unit))
         except ExpressionError as exc:
@@ -349,7 +349,7 @@ class _Rollback:
         result = await self._shell(unit, spec.run, spec.timeout)
         if not result.ok:
             return self._finish(
-                unit, StepStatus.ROLLBACK_FAILED, result.exit_code, f"rollback {_describe(result)}"
+                unit, StepStatus.ROLLBACK_FAILED, result.exit_code, f"rollback {result.describe()}"
             )
         if spec.verify is not None:
             self._note(unit.name, "verifying the rollback")
@@ -359,7 +359,7 @@ class _Rollback:
                     unit,
                     StepStatus.ROLLBACK_FAILED,
                     check.exit_code,
-                    f"rollback.verify failed: {_describe(check)}",
+                    f"rollback.verify failed: {check.describe()}",
                 )
         return self._finish(unit, StepStatus.ROLLED_BACK, result.exit_code, None)
 
@@ -451,18 +451,6 @@ def _workdir(record: RunRecord) -> str:
     if record.source and not record.source.startswith("<"):
         return str(Path(record.source).resolve().parent)
     return os.getcwd()
-
-
-def _describe(result: ExecResult) -> str:
-    if result.timed_out:
-        return "timed out"
-    if result.cancelled:
-        return "cancelled"
-    if result.error:
-        return result.error
-    if result.signal is not None:
-        return f"killed by signal {result.signal}"
-    return f"exit code {result.exit_code}"
 
 
 def _who() -> str:

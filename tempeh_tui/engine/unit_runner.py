@@ -253,7 +253,7 @@ class UnitRunner:
                     return verified
             return None
         classification = self.s.recovery.classify(result, "\n".join(observer.tail))
-        return _Failure(result, classification, _describe(result))
+        return _Failure(result, classification, result.describe())
 
     async def _action(
         self, attempt: int, iteration: int, outputs: dict[str, str], observer: _Observer
@@ -351,7 +351,7 @@ class UnitRunner:
             return self._result(
                 StepStatus.SUCCEEDED, reason="in doubt; the check probe says its effect is in place"
             )
-        self._note(f"the check probe says no ({_describe(result)}); running the step again")
+        self._note(f"the check probe says no ({result.describe()}); running the step again")
         return None
 
     async def _verify(
@@ -370,7 +370,7 @@ class UnitRunner:
         if result.ok:
             return None
         classification = self.s.recovery.classify(result, "\n".join(observer.tail))
-        return _Failure(result, classification, f"verify failed: {_describe(result)}")
+        return _Failure(result, classification, f"verify failed: {result.describe()}")
 
     # --- outcomes -------------------------------------------------------------------------
 
@@ -538,18 +538,6 @@ class UnitRunner:
             ended_at=time.time(),
             **fields,
         )
-
-
-def _describe(result: ExecResult) -> str:
-    if result.timed_out:
-        return "timed out"
-    if result.cancelled:
-        return "cancelled"
-    if result.error:
-        return result.error
-    if result.signal is not None:
-        return f"killed by signal {result.signal}"
-    return f"exit code {result.exit_code}"
 
 
 def _safe(name: str) -> str:
