@@ -3,11 +3,13 @@
 A unit may start when everything it needs has finished, a concurrency slot is free, its
 resource claims fit, the `exclusive` rule allows, its fan-out has room under `max_parallel`, and
 host load is under `resource_limits`. Ready units wait in a heap ordered critical path first.
-All of this runs on the event loop's thread: no locks, only callbacks and one task per unit.
+All of this runs on the event loop's thread: no locks, only callbacks and one task per unit
+(asyncio's: the engine runs on asyncio, as its store does).
 """
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import time
 from collections import Counter
@@ -96,6 +98,8 @@ class Scheduler:
         self._overloaded: str | None = None
         self._finished = anyio.Event()
         self._tg: TaskGroup | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # the running units' tasks
+        self._crash: BaseException | None = None
         self._asking: dict[str, anyio.CancelScope] = {}  # units waiting for their operator
         self._settled: set[str] = set()  # failures an operator's decision has dealt with
         self._attempts_made: dict[str, int] = {}  # a retried unit numbers its attempts on
@@ -108,25 +112,31 @@ class Scheduler:
 
     async def run(self, reused: Mapping[str, UnitResult] | None = None) -> dict[str, UnitResult]:
         """Drive every unit to its end; `reused` units (a resume) count as ended already."""
-        async with anyio.create_task_group() as tg:
-            self._tg = tg
-            if self._watches_load():
-                self._sample_load()  # before anything starts
-                tg.start_soon(self._watch_load)
-            ready = [n for n, count in self._remaining.items() if count == 0]
-            for name, result in (reused or {}).items():
-                ready.extend(self._record(name, result))
-            self._ready_all([n for n in dict.fromkeys(ready) if n not in self.results])
-            for name, count in self._remaining.items():  # SPEC 2: `waiting` for its needs
-                if count and name not in self.results:
-                    self._wait(
-                        name, _listed(n for n in self.graph.needs(name) if n not in self.results)
-                    )
-            self._dispatch()
-            if len(self.results) == len(self.graph.units):
-                self._finished.set()
-            await self._finished.wait()
-            tg.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                if self._watches_load():
+                    self._sample_load()  # before anything starts
+                    tg.start_soon(self._watch_load)
+                ready = [n for n, count in self._remaining.items() if count == 0]
+                for name, result in (reused or {}).items():
+                    ready.extend(self._record(name, result))
+                self._ready_all([n for n in dict.fromkeys(ready) if n not in self.results])
+                for name, count in self._remaining.items():  # SPEC 2: `waiting` for its needs
+                    if count and name not in self.results:
+                        self._wait(
+                            name,
+                            _listed(n for n in self.graph.needs(name) if n not in self.results),
+                        )
+                self._dispatch()
+                if len(self.results) == len(self.graph.units):
+                    self._finished.set()
+                await self._finished.wait()
+                tg.cancel_scope.cancel()
+        finally:
+            await self._end_units()
+        if self._crash is not None:
+            raise self._crash
         return self.results
 
     def set_max_concurrency(self, limit: int) -> None:
@@ -281,7 +291,31 @@ class Scheduler:
         self._per_step[unit.step.name] += 1
         self._pools.update(unit.step.resources)
         self._exclusive_running = self._exclusive_running or unit.step.exclusive
-        self._tg.start_soon(self._run_unit, unit, scope, name=unit.name)
+        # A plain asyncio task, not the task group's (~4 µs to start, not ~34): `_end_units`
+        # and `_unit_done` do for these what the group would, cancelling and reporting.
+        task = asyncio.get_running_loop().create_task(self._run_unit(unit, scope), name=unit.name)
+        self._tasks.add(task)
+        task.add_done_callback(self._unit_done)
+
+    def _unit_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled() or (error := task.exception()) is None:
+            return
+        if self._crash is None:  # a bug of ours: the run stops and the error is raised
+            self._crash = error
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
+
+    async def _end_units(self) -> None:
+        """The run was cancelled from outside (or a unit crashed): the units still running
+        are cancelled as the task group would (their processes killed, nothing recorded for
+        them) before `run` raises."""
+        if not self._tasks:
+            return
+        for task in self._tasks:
+            task.cancel()
+        with anyio.CancelScope(shield=True):
+            await asyncio.wait(set(self._tasks))
 
     async def _run_unit(self, unit: Unit, scope: anyio.CancelScope) -> None:
         runner = UnitRunner(self.s, unit)

@@ -41,7 +41,8 @@ async def main(path: str, tear: bool) -> None:
     store.checkpoint()  # journaled only
     if tear:  # a line cut short: the process died in the middle of writing it
         folder = store._journal_files.folder
-        with open(folder / "run-1.jsonl", "ab") as journal:
+        with open(folder / "run-1.jsonl", "r+b") as journal:  # where the next line would go
+            journal.seek(journal.read().index(b"\\0"))
             journal.write(b'["run-1", 99, 1.0, "step_fin')
     os.kill(os.getpid(), signal.SIGKILL)
 
