@@ -40,8 +40,11 @@ def journal_folder(store_path: Path) -> Path:
     return store_path.with_name(store_path.name + ".journal")
 
 
-def encode(event: Event) -> str:
-    return dumps([event.run_id, event.seq, event.ts, event.type, event.step, event_fields(event)])
+def encode(event: Event, fields: str | None = None) -> str:
+    """The event's journal line; `fields` is its own fields as JSON, if already encoded."""
+    if fields is None:
+        fields = dumps(event_fields(event))
+    return dumps([event.run_id, event.seq, event.ts, event.type, event.step])[:-1] + f",{fields}]"
 
 
 def read_journal(path: Path) -> list[Event]:
@@ -127,11 +130,12 @@ class Journal:
         self._files: dict[str, _Mapped] = {}
         self._dirty = False
 
-    def append(self, events: Sequence[Event]) -> None:
-        """Copy `events` to the end of their runs' files."""
+    def append(self, events: Sequence[Event], fields: Sequence[str]) -> None:
+        """Copy `events` to the end of their runs' files; `fields`: each one's own fields
+        as JSON (`projection.encoded_fields`, which the store's `events` table keeps too)."""
         lines: dict[str, list[str]] = {}
-        for event in events:
-            lines.setdefault(event.run_id, []).append(encode(event))
+        for event, data in zip(events, fields, strict=True):
+            lines.setdefault(event.run_id, []).append(encode(event, data))
         for run_id, texts in lines.items():
             file = self._files.get(run_id)
             if file is None:

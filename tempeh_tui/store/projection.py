@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,10 +147,16 @@ class Changes:
         return self.actions.setdefault((run_id, rollback_id, unit), Patch())
 
 
-def project(events: Iterable[Event]) -> Changes:
-    """Fold `events`, in order, into the changes they make to the store's rows."""
+def encoded_fields(event: Event) -> str:
+    """The event's own fields as the `events` table and the journal keep them (JSON)."""
+    return dumps(event_fields(event))
+
+
+def project(events: Iterable[Event], encoded: Sequence[str | None] = ()) -> Changes:
+    """Fold `events`, in order, into the changes they make to the store's rows. `encoded`:
+    the events' `encoded_fields` where known already (the journal made them), else None."""
     changes = Changes()
-    for event in events:
+    for index, event in enumerate(events):
         changes.new_runs.setdefault(event.run_id, ("", event.ts))
         if isinstance(event, StepOutput):
             changes.logs.append(
@@ -166,9 +172,10 @@ def project(events: Iterable[Event]) -> Changes:
             )
             continue
         _project_one(changes, event)
-        changes.events.append(
-            (event.run_id, event.seq, event.ts, event.type, event.step, dumps(event_fields(event)))
-        )
+        data = encoded[index] if index < len(encoded) else None
+        if data is None:
+            data = dumps(event_fields(event))
+        changes.events.append((event.run_id, event.seq, event.ts, event.type, event.step, data))
     return changes
 
 

@@ -35,6 +35,7 @@ from tempeh_tui.store.journal import Journal, journal_folder
 from tempeh_tui.store.lease import LeaseKeeper
 from tempeh_tui.store.log_cap import DEFAULT_LOG_CAP, LogCap
 from tempeh_tui.store.paths import prepare_store_file
+from tempeh_tui.store.projection import encoded_fields
 from tempeh_tui.store.pruning import check_rules
 from tempeh_tui.store.rows import (
     action_from_row,
@@ -76,6 +77,8 @@ class SqliteStore(EventBuffer, LeaseKeeper):
         self.log_cap = log_cap
         self._writer = Writer(self.path, busy_timeout)
         self._journal_files = Journal(journal_folder(self.path))
+        # id(event) -> (event, its fields as JSON): encoded once for the journal and the write
+        self._encoded: dict[int, tuple[Event, str]] = {}
         self._reader: aiosqlite.Connection | None = None
         self._read_lock = anyio.Lock()  # a reader's snapshot spans several statements
 
@@ -130,15 +133,23 @@ class SqliteStore(EventBuffer, LeaseKeeper):
     async def _write(self, batch: list[Event]) -> None:
         # Called by `flush`, which holds the write lock. Projected on the writer's thread:
         # a big batch does not hold up the event loop (and the app's screen) meanwhile.
-        await self._in_writer(apply_events, (batch, self.log_cap))
+        known = self._encoded
+        encoded = [
+            entry[1] if (entry := known.pop(id(event), None)) and entry[0] is event else None
+            for event in batch
+        ]
+        await self._in_writer(apply_events, (batch, encoded, self.log_cap))
 
     def _journal(self, events: list[Event]) -> None:
+        fields = [encoded_fields(event) for event in events]
         try:
-            self._journal_files.append(events)
+            self._journal_files.append(events, fields)
         except OSError as exc:
             raise StoreError(
                 f"cannot write the journal in {self._journal_files.folder}: {exc.strerror}"
             ) from exc
+        for event, data in zip(events, fields, strict=True):  # the write reuses them
+            self._encoded[id(event)] = (event, data)
 
     def _journal_caught_up(self) -> None:
         self._journal_files.clear()

@@ -122,17 +122,25 @@ def insert_run(db: sqlite3.Connection, run: RunRecord) -> None:
             raise StoreError(f"run '{run.id}' already exists") from exc
 
 
-def apply_events(db: sqlite3.Connection, batch: tuple[list[Event], LogCap]) -> None:
-    """Write what a batch of events changes in one transaction."""
-    events, cap = batch
+def apply_events(
+    db: sqlite3.Connection, batch: tuple[list[Event], Sequence[str | None], LogCap]
+) -> None:
+    """Write what a batch of events changes in one transaction (see `write_changes`)."""
+    events, encoded, cap = batch
     with immediate(db):
-        write_changes(db, events, cap)
+        write_changes(db, events, cap, encoded)
 
 
-def write_changes(db: sqlite3.Connection, events: Iterable[Event], cap: LogCap) -> None:
+def write_changes(
+    db: sqlite3.Connection,
+    events: Iterable[Event],
+    cap: LogCap,
+    encoded: Sequence[str | None] = (),
+) -> None:
     """Write what `events` change, inside the caller's transaction: parents before children
-    (foreign keys are checked row by row), log lines capped per unit."""
-    changes = project(events)
+    (foreign keys are checked row by row), log lines capped per unit. `encoded`: the events'
+    fields as JSON where known already (see `project`)."""
+    changes = project(events, encoded)
     if changes.new_runs:
         db.executemany(
             _INSERT_PLACEHOLDER_RUN,
