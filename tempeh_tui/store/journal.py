@@ -28,7 +28,7 @@ from typing import Any
 
 from tempeh_tui.events import Event
 from tempeh_tui.events.types import event_from_fields
-from tempeh_tui.store.projection import dumps, event_fields
+from tempeh_tui.store.projection import dumps, event_fields, quote
 
 __all__ = ["Journal", "journal_folder", "read_journal"]
 
@@ -44,7 +44,8 @@ def encode(event: Event, fields: str | None = None) -> str:
     """The event's journal line; `fields` is its own fields as JSON, if already encoded."""
     if fields is None:
         fields = dumps(event_fields(event))
-    return dumps([event.run_id, event.seq, event.ts, event.type, event.step])[:-1] + f",{fields}]"
+    step = "null" if event.step is None else quote(event.step)
+    return f"[{quote(event.run_id)},{event.seq},{event.ts!r},{quote(event.type)},{step},{fields}]"
 
 
 def read_journal(path: Path) -> list[Event]:
