@@ -148,16 +148,26 @@ class Changes:
     events: list[tuple[str, int, float, str, str | None, str]] = field(default_factory=list)
     """(run_id, seq, ts, type, step, data): every event but output lines, which are `logs`."""
 
+    # (`get`, then make one: `setdefault(key, Patch())` would make a Patch every time)
     def run(self, run_id: str) -> Patch:
-        return self.runs.setdefault(run_id, Patch())
+        patch = self.runs.get(run_id)
+        if patch is None:
+            patch = self.runs[run_id] = Patch()
+        return patch
 
     def unit(self, run_id: str, name: str) -> Patch:
-        return self.units.setdefault((run_id, name), Patch())
+        patch = self.units.get((run_id, name))
+        if patch is None:
+            patch = self.units[run_id, name] = Patch()
+        return patch
 
     def attempt(self, run_id: str, name: str, attempt: int) -> Patch:
         """An attempt's patch; it changes the row only if a `StepStarted` created it."""
         self.unit(run_id, name)
-        return self.attempts.setdefault((run_id, name, attempt), Patch())
+        patch = self.attempts.get((run_id, name, attempt))
+        if patch is None:
+            patch = self.attempts[run_id, name, attempt] = Patch()
+        return patch
 
     def rollback(self, run_id: str, rollback_id: str) -> Patch:
         return self.rollbacks.setdefault((run_id, rollback_id), Patch())
@@ -202,6 +212,10 @@ def project(events: Iterable[Event], encoded: Sequence[str | None] = ()) -> Chan
 
 
 def _project_one(changes: Changes, event: Event) -> None:
+    hot = _HOT.get(type(event))  # most of a run's events: one lookup, not a dozen isinstance
+    if hot is not None and event.step is not None:
+        hot(changes, event, event.step)
+        return
     if isinstance(event, RunStarted):
         changes.new_runs[event.run_id] = (event.workflow, changes.new_runs[event.run_id][1])
         run = changes.run(event.run_id)
@@ -354,3 +368,10 @@ def _step_finished(changes: Changes, event: StepFinished, name: str) -> None:
         attempt.fill("ended_at", event.ts)
         attempt.fill("exit_code", event.exit_code)
         attempt.fill("error_class", event.error_class)
+
+
+_HOT: dict[type[Event], Callable[[Changes, Any, str], None]] = {
+    StepStarted: _step_started,
+    StepSpawned: _step_spawned,
+    StepFinished: _step_finished,
+}
