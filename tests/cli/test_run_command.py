@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -265,3 +266,44 @@ def test_a_reader_that_goes_away_does_not_stop_the_deployment(
 def runs(db: Path) -> list[dict[str, str]]:
     listed: list[dict[str, str]] = json.loads(tempeh("runs", "--json", db=db).stdout)
     return listed
+
+
+@pytest.mark.parametrize("view", [[], ["--json"]])
+def test_a_pipe_gets_each_line_within_a_tick_while_a_step_still_runs(
+    tmp_path: Path, view: list[str]
+) -> None:
+    """Lines reach a pipe within a tick (0.25 s), not when 8 KiB have piled up or the run
+    ends: a CI log shows what a long step is doing while it does it."""
+    flow = write(
+        tmp_path,
+        """
+        name: slow
+        steps:
+          - {name: quick, run: echo ready}
+          - {name: long, needs: [quick], run: "echo working; sleep 10"}
+        """,
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # Python buffers
+    process = subprocess.Popen(
+        [*TEMPEH, "run", str(flow), *view, "--db", str(tmp_path / "t.db")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        started = time.monotonic()
+        seen = ""
+        while "working" not in seen:
+            line = process.stdout.readline()
+            assert line, "tempeh ended before the long step printed"
+            seen += line
+        assert time.monotonic() - started < 8  # the step sleeps 10 s after printing
+        assert process.poll() is None
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+        if process.stdout is not None:
+            process.stdout.close()
