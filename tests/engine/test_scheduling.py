@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
 
+from tempeh_tui.engine.executor import ExecResult, ExecutionObserver, ShellRequest
 from tempeh_tui.engine.fake_executor import FakeExecutor, FakeOutcome
 from tempeh_tui.engine.parallel import ParallelExecutionManager
 from tempeh_tui.events import RunStatus, StepStatus, StepStatusChanged
@@ -193,3 +195,46 @@ async def test_the_engine_publishes_its_events_as_an_async_stream() -> None:
         "step_finished",
         "run_finished",
     ]
+
+
+class _BrokenExecutor(FakeExecutor):
+    """Fails as a bug would (raises) for one step; plays the script for the others."""
+
+    def __init__(self, broken: str, script: dict[str, list[FakeOutcome]]) -> None:
+        super().__init__(script)
+        self.broken = broken
+        self.cancelled: list[str] = []
+
+    async def run_shell(self, request: ShellRequest, observer: ExecutionObserver) -> ExecResult:
+        name = request.env.get("TEMPEH_STEP", request.command)
+        if name == self.broken:
+            await anyio.sleep(0.05)
+            raise RuntimeError("an executor bug")
+        try:
+            return await super().run_shell(request, observer)
+        except anyio.get_cancelled_exc_class():
+            self.cancelled.append(name)
+            raise
+
+
+async def test_a_bug_in_a_unit_stops_the_run_raised_and_its_running_units_are_cancelled() -> None:
+    fake = _BrokenExecutor("bad", {"long": [FakeOutcome(duration=30)]})
+    with anyio.fail_after(10), pytest.raises((RuntimeError, BaseExceptionGroup)) as raised:
+        await run_yaml(
+            """
+            name: w
+            steps:
+              - {name: long, run: "true"}
+              - {name: bad, run: "true"}
+              - {name: never, needs: [bad], run: "true"}
+            """,
+            fake,
+        )
+    errors = (
+        list(raised.value.exceptions)
+        if isinstance(raised.value, BaseExceptionGroup)
+        else [raised.value]
+    )
+    assert any("an executor bug" in str(error) for error in errors)
+    assert fake.cancelled == ["long"]  # not left running, nor waited for 30 s
+    assert "never" not in fake.names()

@@ -14,7 +14,8 @@ import pytest
 
 from tempeh_tui.events import StepFinished, StepOutput, StepStarted, StepStatus
 from tempeh_tui.store import SqliteStore
-from tempeh_tui.store.journal import journal_folder, read_journal
+from tempeh_tui.store.journal import Journal, journal_folder, read_journal
+from tempeh_tui.store.projection import encoded_fields
 from tests.store.support import start_run, step_rows
 
 pytestmark = pytest.mark.anyio
@@ -144,3 +145,33 @@ async def test_journal_files_are_private(tmp_path: Path) -> None:
         folder = journal_folder(db)
         assert folder.stat().st_mode & 0o777 == 0o700
         assert (folder / "run-1.jsonl").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_journal_grows_past_its_first_reservation_and_reopens_at_its_end(
+    tmp_path: Path,
+) -> None:
+    """The file is reserved ahead and mapped: appending more than the first reservation (64 KiB)
+    grows it, and a journal closed with events pending is appended to where it ended."""
+    folder = tmp_path / "t.db.journal"
+    line = "x" * 200
+    first = [
+        StepOutput(run_id="run-1", seq=seq, ts=1.0, step="build", stream="stdout", line=line)
+        for seq in range(1, 1001)  # ~250 KiB of lines
+    ]
+    journal = Journal(folder)
+    for start in range(0, len(first), 100):
+        batch = first[start : start + 100]
+        journal.append(batch, [encoded_fields(event) for event in batch])
+    journal.close(remove=False)  # pending: left for a replay
+    path = folder / "run-1.jsonl"
+    assert path.stat().st_size == len(path.read_bytes().rstrip(b"\0"))  # no zeros left at its end
+
+    more = StepOutput(run_id="run-1", seq=1001, ts=2.0, step="build", stream="stdout", line="end")
+    again = Journal(folder)
+    again.append([more], [encoded_fields(more)])
+    read = read_journal(path)
+    assert [event.seq for event in read] == list(range(1, 1002))
+    assert read[0] == first[0]
+    assert read[-1] == more
+    again.close(remove=True)
+    assert not path.exists()
