@@ -45,7 +45,9 @@ UnitKey = tuple[str, str]
 AttemptKey = tuple[str, str, int]
 RollbackKey = tuple[str, str]
 ActionKey = tuple[str, str, str]
-Signature = tuple[tuple[str, bool], ...]
+Signature = tuple[tuple[str, ...], frozenset[str]]
+"""A patch's columns, in order, and those of them that are only filled (see `Patch`)."""
+_NO_FILL: frozenset[str] = frozenset()
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
@@ -118,7 +120,7 @@ class Patch:
         """Which columns, and how: patches with one signature share one SQL statement. In the
         order they were first set, not sorted: patches made by the same events agree anyway."""
         fill = self.fill_only
-        return tuple((column, column in fill) for column in self.values)
+        return tuple(self.values), frozenset(fill) if fill else _NO_FILL
 
     def apply_to(self, row: dict[str, Any]) -> None:
         for column, value in self.values.items():
@@ -188,8 +190,10 @@ def project(events: Iterable[Event], encoded: Sequence[str | None] = ()) -> Chan
     """Fold `events`, in order, into the changes they make to the store's rows. `encoded`:
     the events' `encoded_fields` where known already (the journal made them), else None."""
     changes = Changes()
+    new_runs = changes.new_runs
     for index, event in enumerate(events):
-        changes.new_runs.setdefault(event.run_id, ("", event.ts))
+        if event.run_id not in new_runs:
+            new_runs[event.run_id] = ("", event.ts)
         if isinstance(event, StepOutput):
             changes.logs.append(
                 (

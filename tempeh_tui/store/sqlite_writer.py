@@ -226,10 +226,10 @@ def _update(
             # the values in signature order: the order they were set in (see Patch.signature)
             groups.setdefault(patch.signature, []).append((*patch.values.values(), *keys))
     where = " AND ".join(f"{column} = ?" for column in key_columns)
-    for signature, rows in groups.items():
+    for (columns, fills), rows in groups.items():
         sets = ", ".join(
-            f"{column} = COALESCE({column}, ?)" if fill else f"{column} = ?"
-            for column, fill in signature
+            f"{column} = COALESCE({column}, ?)" if column in fills else f"{column} = ?"
+            for column in columns
         )
         db.executemany(f"UPDATE {table} SET {sets} WHERE {where}", rows)
 
