@@ -6,6 +6,8 @@ Only argparse is imported up front; each command imports what it needs when it r
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -59,6 +61,33 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]
             yield exc
 
 
+EXIT_INTERRUPTED = 130
+
+
 def run() -> None:
     """Console-script entry point."""
-    sys.exit(main())
+    try:
+        code = main()
+    except KeyboardInterrupt:  # Ctrl-C outside a run (which handles its own): no traceback
+        print("tempeh: interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    _exit(code)
+
+
+def _exit(code: int) -> None:
+    """Exit with `code`, also when a library's thread was left running: a store whose close
+    was cut short (Ctrl-C) leaves aiosqlite's thread, which is not a daemon, and Python would
+    wait for it for ever. Everything tempeh writes is durable by now (WAL and journal)."""
+    import threading
+
+    stray = [
+        thread
+        for thread in threading.enumerate()
+        if thread is not threading.main_thread() and not thread.daemon and thread.is_alive()
+    ]
+    if not stray:
+        sys.exit(code)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)

@@ -90,19 +90,25 @@ def _drive(args: argparse.Namespace, start: Start) -> int:
 
 async def _run(args: argparse.Namespace, start: Start) -> int:
     store = open_store(args.db)
-    await store.open()
     engine = WorkflowEngine(store=store)
     view: HeadlessView = choose_view(json_lines=args.json)
     engine.subscribe(view.handle)
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_watch_signals, engine)
-            tg.start_soon(_tick, view.tick)
-            result = await start(engine)
-            tg.cancel_scope.cancel()
-    finally:
-        view.close()
-        await store.close()
+    async with anyio.create_task_group() as signals:
+        # Ctrl-C stays ours until the store is closed: one that came while it closed used to
+        # cancel the close half-way and leave its reader's thread behind, and the process
+        # hung at exit waiting for it.
+        signals.start_soon(_watch_signals, engine)
+        try:
+            await store.open()
+            async with anyio.create_task_group() as ticking:
+                ticking.start_soon(_tick, view.tick)
+                result = await start(engine)
+                ticking.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                view.close()
+                await store.close()
+            signals.cancel_scope.cancel()
     return result.exit_code
 
 
@@ -133,12 +139,11 @@ async def _watch_signals(engine: WorkflowEngine) -> None:
             count += 1
             if count == 1:
                 name = signal.Signals(signum).name
-                print(
-                    f"tempeh: {name}: stopping; running steps are terminated "
-                    "(again to exit at once)",
-                    file=sys.stderr,
-                )
-                engine.interrupt(f"interrupted by {name}")
+                if engine.interrupt(f"interrupted by {name}"):
+                    doing = "stopping; running steps are terminated"
+                else:
+                    doing = "no run is going on; finishing"
+                print(f"tempeh: {name}: {doing} (again to exit at once)", file=sys.stderr)
             else:
                 engine.kill_now()
                 print(

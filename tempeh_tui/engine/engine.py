@@ -135,10 +135,13 @@ class WorkflowEngine:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(group, signal.SIGKILL)
 
-    def interrupt(self, message: str = "interrupted") -> None:
-        """Stop for now (SIGINT): the run ends `interrupted` and can be resumed."""
-        if self._scheduler is not None:
-            self._scheduler.stop(StopReason(StepStatus.INTERRUPTED, message))
+    def interrupt(self, message: str = "interrupted") -> bool:
+        """Stop for now (SIGINT): the run ends `interrupted` and can be resumed. False if no
+        run was going on (it had ended, or not begun)."""
+        if self._scheduler is None:
+            return False
+        self._scheduler.stop(StopReason(StepStatus.INTERRUPTED, message))
+        return True
 
     async def decide(
         self,

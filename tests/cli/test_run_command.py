@@ -307,3 +307,71 @@ def test_a_pipe_gets_each_line_within_a_tick_while_a_step_still_runs(
         process.wait(timeout=30)
         if process.stdout is not None:
             process.stdout.close()
+
+
+# `tempeh run` whose store takes 3 s to close, to give a late Ctrl-C a window to land in.
+SLOW_CLOSE = """
+import sys, anyio
+from tempeh_tui.store import sqlite
+real_close = sqlite.SqliteStore.close
+
+async def slow_close(self):
+    print("closing the store", file=sys.stderr, flush=True)
+    await anyio.sleep(3)
+    await real_close(self)
+
+sqlite.SqliteStore.close = slow_close
+from tempeh_tui.cli import run
+sys.argv[0] = "tempeh"
+run()
+"""
+
+
+def test_a_ctrl_c_while_the_store_closes_after_the_run_neither_hangs_nor_loses_the_run(
+    tmp_path: Path,
+) -> None:
+    """It used to cancel the close half-way, leaving aiosqlite's thread (not a daemon)
+    behind: the process then waited for it at exit for ever."""
+    flow = write(tmp_path, "name: quick\nsteps:\n  - {name: only, run: 'true'}\n")
+    db = tmp_path / "t.db"
+    process = subprocess.Popen(
+        [sys.executable, "-c", SLOW_CLOSE, "run", str(flow), "--db", str(db)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert process.stderr is not None
+    with process.stderr:
+        while "closing the store" not in process.stderr.readline():
+            assert process.poll() is None, "tempeh ended before closing its store"
+        process.send_signal(signal.SIGINT)
+        try:
+            assert process.wait(timeout=20) == 0  # the run had succeeded; nothing to stop
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        assert "no run is going on" in process.stderr.read()
+    shown = json.loads(tempeh("show", "--json", *[r["id"] for r in runs(db)], db=db).stdout)
+    assert shown["status"] == "succeeded"
+
+
+def test_a_thread_a_library_left_running_does_not_keep_tempeh_from_exiting() -> None:
+    script = (
+        "import threading, sys\n"
+        "from tempeh_tui.cli import _exit\n"
+        "threading.Thread(target=threading.Event().wait).start()  # not a daemon: never ends\n"
+        "print('bye', flush=True)\n"
+        "_exit(3)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=20,
+        cwd=ROOT,
+    )
+    assert done.returncode == 3
+    assert done.stdout == "bye\n"
