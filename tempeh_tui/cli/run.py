@@ -14,6 +14,7 @@ import sys
 from collections.abc import Awaitable, Callable
 
 import anyio
+import anyio.abc
 
 from tempeh_tui.cli.headless import HeadlessView, choose_view, json_notice
 from tempeh_tui.cli.selection import what_to_run
@@ -93,16 +94,19 @@ async def _run(args: argparse.Namespace, start: Start) -> int:
     engine = WorkflowEngine(store=store)
     view: HeadlessView = choose_view(json_lines=args.json)
     engine.subscribe(view.handle)
+    before_start = anyio.Event()  # set by a Ctrl-C that comes before the run is started
     async with anyio.create_task_group() as signals:
         # Ctrl-C stays ours until the store is closed: one that came while it closed used to
         # cancel the close half-way and leave its reader's thread behind, and the process
         # hung at exit waiting for it.
-        signals.start_soon(_watch_signals, engine)
+        await signals.start(_watch_signals, engine, before_start)  # listening from here on
         try:
-            await store.open()
+            await store.open()  # a big store's check can take a while: Ctrl-C still counts
+            if before_start.is_set():
+                return EXIT_INTERRUPTED
             async with anyio.create_task_group() as ticking:
                 ticking.start_soon(_tick, view.tick)
-                result = await start(engine)
+                result = await start(engine)  # from here on, `engine.interrupt` stops it
                 ticking.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
@@ -132,8 +136,14 @@ async def _tick(tick: Callable[[], None]) -> None:
         tick()
 
 
-async def _watch_signals(engine: WorkflowEngine) -> None:
+async def _watch_signals(
+    engine: WorkflowEngine,
+    before_start: anyio.Event,
+    *,
+    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
         count = 0
         async for signum in signals:
             count += 1
@@ -141,8 +151,11 @@ async def _watch_signals(engine: WorkflowEngine) -> None:
                 name = signal.Signals(signum).name
                 if engine.interrupt(f"interrupted by {name}"):
                     doing = "stopping; running steps are terminated"
+                elif not engine.has_run:
+                    before_start.set()
+                    doing = "stopping before the run starts"
                 else:
-                    doing = "no run is going on; finishing"
+                    doing = "nothing left to stop; finishing"
                 print(f"tempeh: {name}: {doing} (again to exit at once)", file=sys.stderr)
             else:
                 engine.kill_now()

@@ -104,6 +104,9 @@ class WorkflowEngine:
         self._grace = grace
         self._subscribers: list[Subscriber] = []
         self._scheduler: Scheduler | None = None
+        self._starting = False  # a run is on its way to its scheduler (see `interrupt`)
+        self._has_run = False
+        self._stop_requested: str | None = None
 
     # --- observing -----------------------------------------------------------------------
 
@@ -136,12 +139,31 @@ class WorkflowEngine:
                 os.killpg(group, signal.SIGKILL)
 
     def interrupt(self, message: str = "interrupted") -> bool:
-        """Stop for now (SIGINT): the run ends `interrupted` and can be resumed. False if no
-        run was going on (it had ended, or not begun)."""
-        if self._scheduler is None:
-            return False
-        self._scheduler.stop(StopReason(StepStatus.INTERRUPTED, message))
-        return True
+        """Stop for now (SIGINT): the run ends `interrupted` and can be resumed; one that is
+        still starting (loading, opening its lease) starts nothing. False if no run's steps
+        are going on or about to (none was started, or its steps are all done)."""
+        if self._scheduler is not None:
+            self._scheduler.stop(StopReason(StepStatus.INTERRUPTED, message))
+            return True
+        if self._starting:
+            self._stop_requested = message
+            return True
+        return False
+
+    @property
+    def has_run(self) -> bool:
+        """Whether a run was started with this engine (`execute_workflow` or `resume`)."""
+        return self._has_run
+
+    def _arm(self, stack: AsyncExitStack) -> None:
+        """A run is starting: an `interrupt` from now on stops it as soon as it can."""
+        self._has_run = self._starting = True
+
+        def disarm() -> None:
+            self._starting = False
+            self._stop_requested = None
+
+        stack.callback(disarm)
 
     async def decide(
         self,
@@ -225,6 +247,7 @@ class WorkflowEngine:
             not_selected=off,
         )
         async with AsyncExitStack() as stack:
+            self._arm(stack)
             store: Store | None = None
             if enable_checkpointing:
                 store = await self._open_store(stack)
@@ -263,6 +286,7 @@ class WorkflowEngine:
         before anything happens). `explain` receives the decisions before anything acts.
         """
         async with AsyncExitStack() as stack:
+            self._arm(stack)
             store = await self._open_store(stack)
             record = await store.get_run(run_id)
             seen = await store.last_seq(record.id)
@@ -361,6 +385,9 @@ class WorkflowEngine:
             resumed=run.resumed,
         )
         self._scheduler = scheduler
+        self._starting = False
+        if self._stop_requested is not None:  # interrupted while it started: nothing runs
+            scheduler.stop(StopReason(StepStatus.INTERRUPTED, self._stop_requested))
         self._desk = desk
         ended = {**run.reused, **run.toggled_off()}  # both end before anything starts
         try:
@@ -401,6 +428,7 @@ class WorkflowEngine:
         steps, and never compensates a unit twice (SPEC 4); nothing is deployed again."""
         from tempeh_tui.engine.rollback import RollbackManager
 
+        self._starting = False  # no steps of its own start: a rollback runs to its end
         manager = RollbackManager(store, self._executor, environ=self._environ, grace=self._grace)
         plan = await manager.plan_rollback(record.id, rollback.plan.get("requested"))
         bus = EventBus(record.id, first_seq=await store.last_seq(record.id))

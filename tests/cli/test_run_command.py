@@ -309,22 +309,48 @@ def test_a_pipe_gets_each_line_within_a_tick_while_a_step_still_runs(
             process.stdout.close()
 
 
-# `tempeh run` whose store takes 3 s to close, to give a late Ctrl-C a window to land in.
-SLOW_CLOSE = """
-import sys, anyio
+# `tempeh run` whose store is slow (3 s) at one thing, named by TEMPEH_TEST_SLOW, to give a
+# Ctrl-C a window to land in: open, create_run or close.
+SLOW_STORE = """
+import os, sys, anyio
 from tempeh_tui.store import sqlite
-real_close = sqlite.SqliteStore.close
+slow = os.environ["TEMPEH_TEST_SLOW"]
+real = getattr(sqlite.SqliteStore, slow)
 
-async def slow_close(self):
-    print("closing the store", file=sys.stderr, flush=True)
+async def slowly(self, *args):
+    print(f"slow {slow}", file=sys.stderr, flush=True)
     await anyio.sleep(3)
-    await real_close(self)
+    return await real(self, *args)
 
-sqlite.SqliteStore.close = slow_close
+setattr(sqlite.SqliteStore, slow, slowly)
 from tempeh_tui.cli import run
 sys.argv[0] = "tempeh"
 run()
 """
+
+
+def _interrupted_while(slow: str, flow: Path, db: Path) -> tuple[int, str]:
+    """Run `flow` with the store slow at `slow`; Ctrl-C once while it is; exit code, stderr."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", SLOW_STORE, "run", str(flow), "--db", str(db)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "TEMPEH_TEST_SLOW": slow},
+    )
+    assert process.stderr is not None
+    with process.stderr:
+        while f"slow {slow}" not in process.stderr.readline():
+            assert process.poll() is None, f"tempeh ended before its store's {slow}"
+        process.send_signal(signal.SIGINT)
+        try:
+            code = process.wait(timeout=20)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        return code, process.stderr.read()
 
 
 def test_a_ctrl_c_while_the_store_closes_after_the_run_neither_hangs_nor_loses_the_run(
@@ -334,27 +360,33 @@ def test_a_ctrl_c_while_the_store_closes_after_the_run_neither_hangs_nor_loses_t
     behind: the process then waited for it at exit for ever."""
     flow = write(tmp_path, "name: quick\nsteps:\n  - {name: only, run: 'true'}\n")
     db = tmp_path / "t.db"
-    process = subprocess.Popen(
-        [sys.executable, "-c", SLOW_CLOSE, "run", str(flow), "--db", str(db)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    assert process.stderr is not None
-    with process.stderr:
-        while "closing the store" not in process.stderr.readline():
-            assert process.poll() is None, "tempeh ended before closing its store"
-        process.send_signal(signal.SIGINT)
-        try:
-            assert process.wait(timeout=20) == 0  # the run had succeeded; nothing to stop
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-        assert "no run is going on" in process.stderr.read()
+    code, stderr = _interrupted_while("close", flow, db)
+    assert code == 0, stderr  # the run had succeeded: nothing left to stop
+    assert "nothing left to stop" in stderr
     shown = json.loads(tempeh("show", "--json", *[r["id"] for r in runs(db)], db=db).stdout)
     assert shown["status"] == "succeeded"
+
+
+@pytest.mark.parametrize("slow", ["open", "create_run"])
+def test_a_ctrl_c_before_the_run_has_started_runs_nothing_and_exits_130(
+    tmp_path: Path, slow: str
+) -> None:
+    """While the store opens (a big store's check takes a while) or the run is being created:
+    the deployment must not start after the operator said stop."""
+    ledger = tmp_path / "ran"
+    flow = write(tmp_path, f"name: quick\nsteps:\n  - {{name: only, run: 'touch {ledger}'}}\n")
+    db = tmp_path / "t.db"
+    code, stderr = _interrupted_while(slow, flow, db)
+    assert code == 130, stderr
+    assert not ledger.exists()
+    stored = runs(db)
+    if slow == "open":
+        assert "stopping before the run starts" in stderr
+        assert stored == []
+    else:  # created already: it is there, interrupted, and `tempeh resume` would run it
+        shown = json.loads(tempeh("show", "--json", stored[0]["id"], db=db).stdout)
+        assert shown["status"] == "interrupted"
+        assert {s["status"] for s in shown["steps"]} == {"interrupted"}
 
 
 def test_a_thread_a_library_left_running_does_not_keep_tempeh_from_exiting() -> None:
