@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+import string
 import urllib.parse
 from collections.abc import Iterable, Mapping
 
@@ -16,6 +17,9 @@ _MIN_LENGTH = 3
 """Shorter values would mask too much ordinary text to be useful (and are weak secrets)."""
 _MIN_BASE64_PART = 8
 """The shortest base64 fragment masked on its own (48 bits): shorter ones match random text."""
+_RUN = re.compile(r"[A-Za-z0-9+/_-]+")
+"""Base64 (standard or URL-safe) characters: a line's first run, or its last read backwards."""
+_BASE64 = frozenset(string.ascii_letters + string.digits + "+/_-")
 
 
 class MissingSecret(TempehError):
@@ -37,18 +41,24 @@ def collect_secrets(names: Iterable[str], environ: Mapping[str, str]) -> dict[st
 
 
 class Masker:
-    """Replaces each secret, in its plain, base64 (standard and URL-safe, at any alignment)
-    and URL-encoded forms, with `***`."""
+    """Replaces each secret, in its plain, base64 (standard and URL-safe, at any alignment,
+    also wrapped over lines) and URL-encoded forms, with `***`."""
 
     def __init__(self, values: Iterable[str] = ()) -> None:
         forms: set[str] = set()
+        encoded: set[str] = set()
         for value in values:
             if len(value) < _MIN_LENGTH:
                 continue
             forms.update(
                 {value, urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
             )
-            forms.update(_base64_forms(value.encode()))
+            encoded.update(_base64_forms(value.encode()))
+        forms.update(encoded)
+        # Base64 wrapped over lines (`base64` wraps at 76 columns, PEM at 64): a line may end
+        # with the start of a secret's characters and the next begin with the rest, or lie
+        # wholly inside them. Each line is masked on its own, so its ends are looked up.
+        self._encoded = tuple(sorted(encoded, key=len, reverse=True))
         ordered = sorted(forms, key=len, reverse=True)  # longest first: no partial masks
         self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
         # Most text holds no secret: `in` tells that faster than the regex (whose many
@@ -64,7 +74,30 @@ class Masker:
             return text
         for needle in self._needles:
             if needle in text:
-                return self._pattern.sub(MASK, text)
+                text = self._pattern.sub(MASK, text)
+                break
+        return self._mask_line_ends(text) if self._encoded else text
+
+    def _mask_line_ends(self, text: str) -> str:
+        """Mask the part of a secret's base64 that a wrapped line starts or ends with (eight
+        characters of it at least: fewer carry too few of its bits to tell)."""
+        end = len(text.rstrip("="))
+        if end < _MIN_BASE64_PART or not _BASE64.issuperset(text[end - _MIN_BASE64_PART : end]):
+            return text  # a wrapped line of base64 ends with it (most lines do not: quick)
+        last = _RUN.match(text[end - 1 :: -1])
+        assert last is not None
+        start = end - len(last.group())
+        run = text[start:end]
+        if any(run in form for form in self._encoded):  # the line lies inside a secret's
+            return text[:start] + MASK + text[end:]
+        cut = _earliest_start(run, self._encoded)  # ends with how a secret's begin
+        if cut is not None:
+            text = text[: start + cut] + MASK + text[end:]
+        first = _RUN.match(text)
+        if first is not None:
+            upto = _latest_end(first.group(), self._encoded)  # begins with how one's end
+            if upto is not None:
+                return MASK + text[upto:]
         return text
 
     def mask_mapping(self, data: Mapping[str, str]) -> dict[str, str]:
@@ -90,3 +123,31 @@ def _base64_forms(raw: bytes) -> set[str]:
             if len(part) >= _MIN_BASE64_PART:
                 forms.add(part)
     return forms
+
+
+def _earliest_start(run: str, forms: Iterable[str]) -> int | None:
+    """Where the longest tail of `run` that a form begins with starts (None: no such tail)."""
+    earliest: int | None = None
+    for form in forms:
+        head = form[:_MIN_BASE64_PART]
+        at = run.find(head)
+        while at >= 0 and (earliest is None or at < earliest):
+            if form.startswith(run[at:]):
+                earliest = at
+                break
+            at = run.find(head, at + 1)
+    return earliest
+
+
+def _latest_end(run: str, forms: Iterable[str]) -> int | None:
+    """Where the longest head of `run` that a form ends with ends (None: no such head)."""
+    latest: int | None = None
+    for form in forms:
+        tail = form[-_MIN_BASE64_PART:]
+        at = run.rfind(tail)
+        while at >= 0 and (latest is None or at + len(tail) > latest):
+            if form.endswith(run[: at + len(tail)]):
+                latest = at + len(tail)
+                break
+            at = run.rfind(tail, 0, at + len(tail) - 1)
+    return latest

@@ -148,6 +148,31 @@ async def test_a_secret_base64_encoded_behind_other_bytes_is_masked(tmp_path: Pa
     assert not any(shifted[4:] in line or basic[8:] in line for line in lines)
 
 
+async def test_a_long_secret_in_base64_wrapped_by_the_base64_command_is_masked_on_each_line(
+    tmp_path: Path,
+) -> None:
+    secret = "sk_live_51Hx9f2Kq8LmN0pQrStUvWxYz0123456789abcdefGHIJKLmnopQRSTuvwx"
+    result, lines = await run_real(
+        tmp_path,
+        """
+        name: w
+        secrets: [API_TOKEN]
+        steps:
+          - name: leak
+            run: printf '{"user":"deploy","key":"%s","ttl":3600}' "$API_TOKEN" | base64
+        """,
+        environ={"API_TOKEN": secret},
+    )
+    assert result.succeeded
+    assert len(lines) == 2  # wrapped at 76 columns, the secret's characters on both lines
+    assert lines[0].endswith("***")
+    assert lines[1].startswith("leak: ***")
+    for before in range(3):  # the secret's own characters, wherever it starts: none shows
+        own = base64.b64encode(bytes(before) + secret.encode()).decode()[3:-3]
+        pieces = {own[i : i + 12] for i in range(len(own) - 11)}
+        assert not any(piece in line for piece in pieces for line in lines)
+
+
 async def test_a_missing_secret_stops_the_run_before_anything_starts(tmp_path: Path) -> None:
     from tempeh_tui.engine.secrets import MissingSecret
 

@@ -88,3 +88,51 @@ def test_plain_and_url_encoded_forms_are_still_masked() -> None:
     assert masker.mask("u=p%40ss%20word%2Fwith%3Astuff&x=1") == "u=***&x=1"
     assert masker.mask("u=p%40ss+word%2Fwith%3Astuff") == "u=***"
     assert masker.mask(base64.b64encode(token.encode()).decode()) == "***="  # padding stays
+
+
+def _own_characters(token: bytes) -> list[str]:
+    """The base64 characters made of `token`'s bits alone, at each alignment, both alphabets."""
+    parts = []
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        for before in range(3):
+            encoded = encode(bytes(before) + token).decode()
+            parts.append(encoded[-(-8 * before // 6) : 8 * (before + len(token)) // 6])
+    return parts
+
+
+def _wrapped(data: bytes, width: int) -> list[str]:
+    encoded = base64.b64encode(data).decode()
+    return [encoded[i : i + width] for i in range(0, len(encoded), width)]
+
+
+@given(
+    token=st.text(string.ascii_letters + string.digits + "-_.:/+=!", min_size=8, max_size=120),
+    before=st.binary(max_size=200),
+    after=st.binary(max_size=40),
+    width=st.sampled_from([76, 64]),
+)
+def test_a_secret_in_base64_wrapped_over_lines_is_masked_on_every_line(
+    token: str, before: bytes, after: bytes, width: int
+) -> None:
+    """`base64` wraps at 76 columns, PEM at 64: each line is masked on its own, and no eight
+    characters made of the secret alone are left on any (fewer carry too few of its bits)."""
+    masker = Masker([token])
+    own = _own_characters(token.encode())
+
+    for line in (masker.mask(line) for line in _wrapped(before + token.encode() + after, width)):
+        for piece in line.split("***"):
+            windows = {piece[i : i + 8] for i in range(len(piece) - 7)}
+            assert not any(window in part for window in windows for part in own), line
+
+
+def test_wrapped_base64_of_a_key_shows_only_what_is_not_the_secret() -> None:
+    key = "sk_live_51Hx9f2Kq8LmN0pQrStUvWxYz0123456789abcdefGHIJKLmnopQRSTuvwx"
+    lines = _wrapped(b'{"user":"deploy","key":"' + key.encode() + b'","ttl":3600}', 76)
+
+    masked = [Masker([key]).mask(line) for line in lines]
+
+    assert len(lines) == 2
+    assert masked[0].startswith(lines[0][:30])  # the JSON around it is still readable
+    assert masked[0].endswith("***")
+    assert masked[1].startswith("***")
+    assert masked[1].endswith(lines[1][-10:])
