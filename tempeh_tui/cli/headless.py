@@ -13,7 +13,7 @@ from collections import Counter, deque
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
-from tempeh_tui.definition.types import format_elapsed
+from tempeh_tui.definition.durations import format_elapsed
 from tempeh_tui.engine.python_output import real_stream
 from tempeh_tui.events import (
     ConcurrencyChanged,

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tempeh_tui.definition.types import format_duration, parse_duration
+from tempeh_tui.definition.durations import format_duration, parse_duration
 from tempeh_tui.store import LogRecord, PruneResult, RunRecord, StepRecord, open_store
 from tempeh_tui.store.base import DecisionRecord, RollbackRecord
 from tempeh_tui.store.rows import unit_matches

@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tempeh_tui.definition.types import format_duration
+from tempeh_tui.definition.durations import format_duration
 from tempeh_tui.graph.plan import Plan
 
 __all__ = ["print_plan"]

@@ -18,7 +18,7 @@ import anyio.abc
 
 from tempeh_tui.cli.headless import HeadlessView, choose_view, json_notice
 from tempeh_tui.cli.selection import what_to_run
-from tempeh_tui.definition.types import parse_duration
+from tempeh_tui.definition.durations import parse_duration
 from tempeh_tui.engine.engine import WorkflowEngine
 from tempeh_tui.engine.results import RunResult
 from tempeh_tui.engine.resume import ResumePlan
