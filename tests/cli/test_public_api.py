@@ -59,3 +59,19 @@ def test_importing_the_package_and_building_the_parser_loads_no_heavy_library() 
     )
 
     assert json.loads(result.stdout) == []
+
+
+def test_reading_the_store_loads_neither_pydantic_nor_yaml() -> None:
+    """`tempeh runs`, `show` and `logs` read the store: the workflow models stay unloaded."""
+    probe = (
+        "import json, sys\n"
+        "import tempeh_tui.cli.history, tempeh_tui.store.sqlite\n"
+        "heavy = {'pydantic', 'yaml', 'jinja2', 'networkx'}\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & heavy)))\n"
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=30
+    )
+
+    assert json.loads(result.stdout) == []
