@@ -63,7 +63,7 @@ from tempeh_tui.events import (
     StepStatus,
 )
 from tempeh_tui.events.bus import EventStream, Subscriber
-from tempeh_tui.graph.build import build_graph
+from tempeh_tui.graph.build import WorkflowGraph, build_graph
 from tempeh_tui.graph.selection import Selection, not_selected
 from tempeh_tui.store.base import DecisionRecord, RollbackRecord, RunRecord, Store
 
@@ -234,7 +234,8 @@ class WorkflowEngine:
         and are recorded with the run so that a resume never runs them."""
         wf = load_workflow(workflow)
         values = resolve_params(wf, params or {})
-        off = not_selected(build_graph(wf), select)
+        graph = build_graph(wf)  # once: the run uses it too
+        off = not_selected(graph, select)
         run = _RunSetup(
             workflow=wf,
             params=values,
@@ -245,6 +246,7 @@ class WorkflowEngine:
             wait_for_decision=wait_for_decision,
             decision_timeout=decision_timeout,
             not_selected=off,
+            graph=graph,
         )
         async with AsyncExitStack() as stack:
             self._arm(stack)
@@ -334,7 +336,7 @@ class WorkflowEngine:
         environ = dict(os.environ if self._environ is None else self._environ)
         secret_names = [*wf.secrets, *(n for s in wf.steps for n in s.secrets)]
         secret_values = collect_secrets(secret_names, environ)
-        graph = build_graph(wf)
+        graph = run.graph or build_graph(wf)
         bus = EventBus(run.run_id, first_seq=run.first_seq)
         for subscriber in self._subscribers:
             bus.subscribe(subscriber)
@@ -500,6 +502,8 @@ class _RunSetup:
     """Units whose last decision was a retry with changed values: they run with them."""
     not_selected: dict[str, str] = field(default_factory=dict)
     """Units toggled off before the run (plan, pick, apply), with why; never run."""
+    graph: WorkflowGraph | None = None
+    """The workflow's graph, if built already (10,000 steps: ~50 ms to build again)."""
 
     def toggled_off(self) -> dict[str, UnitResult]:
         """Not-selected units as ended: skipped, counting as done for what still runs."""
