@@ -114,6 +114,8 @@ class _Mapped:
         size = -(-size // mmap.PAGESIZE) * mmap.PAGESIZE
         try:
             os.posix_fallocate(self.fd, 0, size)
+        except AttributeError:  # no posix_fallocate on this system (macOS)
+            os.ftruncate(self.fd, size)
         except OSError as exc:
             if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
                 raise
