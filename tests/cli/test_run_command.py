@@ -309,7 +309,7 @@ def test_a_pipe_gets_each_line_within_a_tick_while_a_step_still_runs(
             process.stdout.close()
 
 
-# `tempeh run` whose store is slow (3 s) at one thing, named by TEMPEH_TEST_SLOW, to give a
+# `tempeh run` whose store is slow (1.5 s) at one thing, named by TEMPEH_TEST_SLOW, to give a
 # Ctrl-C a window to land in: open, create_run or close.
 SLOW_STORE = """
 import os, sys, anyio
@@ -319,7 +319,7 @@ real = getattr(sqlite.SqliteStore, slow)
 
 async def slowly(self, *args):
     print(f"slow {slow}", file=sys.stderr, flush=True)
-    await anyio.sleep(3)
+    await anyio.sleep(1.5)
     return await real(self, *args)
 
 setattr(sqlite.SqliteStore, slow, slowly)
