@@ -7,9 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["SAMPLES", "run_tempeh"]
+__all__ = ["ROOT", "SAMPLES", "run_tempeh", "start_tempeh"]
 
-SAMPLES = Path(__file__).resolve().parents[2] / "sample_workflows"
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "sample_workflows"
 
 
 def _command() -> list[str]:
@@ -28,4 +29,15 @@ def run_tempeh(*args: str | Path, cwd: Path | None = None) -> subprocess.Complet
         env=env,
         timeout=30,
         check=False,
+    )
+
+
+def start_tempeh(*args: str, db: Path) -> subprocess.Popen[str]:
+    """`python -m tempeh_tui ARGS... --db DB` started, with its stdout and stderr piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tempeh_tui", *args, "--db", str(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
     )

@@ -8,17 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.cli.process import ROOT, start_tempeh
 
-
-def tempeh(*args: str, db: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "tempeh_tui", *args, "--db", str(db)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
+tempeh = start_tempeh
 
 
 def finish(process: subprocess.Popen[str], timeout: float = 60) -> int:

@@ -10,7 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .processes import ROOT, WAITING, answer, finish, query, tempeh, wait_for
+from tests.cli.process import ROOT
+
+from .processes import WAITING, answer, finish, query, tempeh, wait_for
 
 RELEASE = """\
 name: release

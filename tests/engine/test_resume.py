@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 import textwrap
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -33,16 +32,6 @@ steps:
 def chain(check: str = "") -> Workflow:
     text = CHAIN.replace(", CHECK", f", {check}" if check else "")
     return parse_workflow(textwrap.dedent(text), "chain.yaml")
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    store = SqliteStore(tmp_path / "t.db")
-    await store.open()
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 async def crash_while(store: SqliteStore, workflow: Workflow, unit: str) -> str:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import anyio
 import pytest
@@ -34,16 +32,6 @@ steps:
 @pytest.fixture
 def release() -> Workflow:
     return parse_workflow(textwrap.dedent(RELEASE), "release.yaml")
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    store = SqliteStore(tmp_path / "t.db")
-    await store.open()
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 async def test_toggled_off_units_are_skipped_not_failed_and_recorded_with_the_run(

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -15,19 +13,11 @@ from pathlib import Path
 import anyio
 import pytest
 
+from tests.cli.process import start_tempeh
+
 from .support import compensated, ledger_step, run_workflow, write_workflow
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def tempeh(*args: str, db: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "tempeh_tui", *args, "--db", str(db)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
+tempeh = start_tempeh
 
 
 def wait_for_lines(ledger: Path, count: int, timeout: float = 30) -> None:
