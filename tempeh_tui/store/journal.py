@@ -5,11 +5,13 @@ a Python step called). Waiting for an SQLite transaction there would put a threa
 commit (~0.3-1 ms here) on every step's path; appending the events to a memory-mapped file
 is a copy (see `_Mapped`) and, like a commit in WAL mode with `synchronous = NORMAL`,
 survives a crash of the process (not of the machine). SQLite still receives everything, in
-batches every few milliseconds; each batch that catches up with the journal empties it.
+batches every few milliseconds; each batch that catches up with the journal empties it
+(see `Journal.clear`).
 
 Files: `<store>.journal/<run id>.jsonl`, one JSON array per event:
-`[run_id, seq, ts, type, step, {the event's own fields}]`, then zeros up to the space
-reserved. A file left behind by a dead driver is replayed into the store by the next process
+`[run_id, seq, ts, type, step, {the event's own fields}]`, then a NUL byte: what lies past it
+(space reserved ahead, or lines from before the file was last emptied) is not read. A file
+left behind by a dead driver is replayed into the store by the next process
 that opens it (`recover`): the events whose `seq` the store does not have yet, in one
 transaction; then the file goes.
 """
@@ -96,11 +98,22 @@ class _Mapped:
     def append(self, data: bytes) -> None:
         end = self.end + len(data)
         assert self.map is not None
-        if end > len(self.map):
-            self._reserve(max(2 * len(self.map), end))
+        if end >= len(self.map):  # (room for the NUL after it too)
+            self._reserve(max(2 * len(self.map), end + 1))
             assert self.map is not None
+        # The NUL that ends what readers read goes first: after `reset`, older lines lie past
+        # the end, and a crash half-way through the copy must leave a torn last line, not a
+        # torn line followed by old ones.
+        self.map[end] = 0
         self.map[self.end : end] = data
         self.end = end
+
+    def reset(self) -> None:
+        """Empty the file for readers (its first byte a NUL) and write from its start again:
+        no unmapping, truncating or reserving on the engine's path."""
+        assert self.map is not None
+        self.map[0] = 0
+        self.end = 0
 
     def close(self) -> None:
         if self.map is not None:
@@ -131,7 +144,7 @@ class Journal:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._files: dict[str, _Mapped] = {}
-        self._dirty = False
+        self._appended: set[str] = set()  # the runs with lines since the last `clear`
 
     def append(self, events: Sequence[Event], fields: Sequence[str]) -> None:
         """Copy `events` to the end of their runs' files; `fields`: each one's own fields
@@ -145,24 +158,30 @@ class Journal:
                 self.folder.mkdir(mode=0o700, exist_ok=True)
                 file = self._files[run_id] = _Mapped(self.folder / f"{run_id}{_SUFFIX}")
             file.append(("\n".join(texts) + "\n").encode())
-        self._dirty = True
+            self._appended.add(run_id)
 
     def clear(self) -> None:
-        """Everything written here is in SQLite now: the files go (the next checkpoint makes
-        its run's file again), so a long-lived store keeps no descriptor per past run."""
-        if not self._dirty:
-            return
-        self.close(remove=True)
-        self._dirty = False
+        """Everything written here is in SQLite now. A run journaled since the last `clear`
+        keeps its file, emptied (it is being driven: the next checkpoint comes soon); the
+        files of the others go, so a long-lived store keeps no descriptor per past run."""
+        for run_id in list(self._files):
+            if run_id in self._appended:
+                self._files[run_id].reset()
+            else:
+                self._close(run_id, remove=True)
+        self._appended.clear()
 
     def close(self, *, remove: bool) -> None:
         """Close the files; `remove` them when SQLite has everything they hold."""
-        files, self._files = self._files, {}
-        for run_id, file in files.items():
-            file.close()
-            if remove:
-                with contextlib.suppress(FileNotFoundError):
-                    (self.folder / f"{run_id}{_SUFFIX}").unlink()
+        for run_id in list(self._files):
+            self._close(run_id, remove=remove)
+        self._appended.clear()
+
+    def _close(self, run_id: str, *, remove: bool) -> None:
+        self._files.pop(run_id).close()
+        if remove:
+            with contextlib.suppress(FileNotFoundError):
+                (self.folder / f"{run_id}{_SUFFIX}").unlink()
 
 
 def recover(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import astuple
@@ -147,29 +147,11 @@ def write_changes(
             [(run_id, wf, ts) for run_id, (wf, ts) in changes.new_runs.items()],
         )
     _update(db, "runs", ("id",), changes.runs)
-    if changes.units:
-        db.executemany(
-            "INSERT OR IGNORE INTO units (run_id, name) VALUES (?, ?)", list(changes.units)
-        )
-    _update(db, "units", ("run_id", "name"), changes.units)
-    if changes.new_attempts:
-        db.executemany(
-            "INSERT OR IGNORE INTO attempts (run_id, step, attempt) VALUES (?, ?, ?)",
-            list(changes.new_attempts),
-        )
-    _update(db, "attempts", ("run_id", "step", "attempt"), changes.attempts)
-    if changes.rollbacks:
-        db.executemany(
-            "INSERT OR IGNORE INTO rollbacks (run_id, id) VALUES (?, ?)",
-            list(changes.rollbacks),
-        )
-    _update(db, "rollbacks", ("run_id", "id"), changes.rollbacks)
-    if changes.actions:
-        db.executemany(
-            "INSERT OR IGNORE INTO rollback_actions (run_id, rollback_id, unit) VALUES (?, ?, ?)",
-            list(changes.actions),
-        )
-    _update(db, "rollback_actions", ("run_id", "rollback_id", "unit"), changes.actions)
+    _upsert(db, "units", ("run_id", "name"), changes.units, changes.units)
+    _upsert(db, "attempts", ("run_id", "step", "attempt"), changes.attempts, changes.new_attempts)
+    _upsert(db, "rollbacks", ("run_id", "id"), changes.rollbacks, changes.rollbacks)
+    keys = ("run_id", "rollback_id", "unit")
+    _upsert(db, "rollback_actions", keys, changes.actions, changes.actions)
     if changes.logs:
         _write_logs(db, cap, changes.logs)
     if changes.events:
@@ -219,19 +201,65 @@ def _update(
 ) -> None:
     """One `UPDATE ... executemany` per distinct set of changed columns (a fill-only column
     is `COALESCE`d: written only where the row has no value yet)."""
+    where = " AND ".join(f"{column} = ?" for column in key_columns)
+    for (columns, fills), rows in _grouped(patches, keys_first=False).items():
+        db.executemany(f"UPDATE {table} SET {_assignments(columns, fills)} WHERE {where}", rows)
+
+
+def _upsert(
+    db: sqlite3.Connection,
+    table: str,
+    key_columns: Sequence[str],
+    patches: Mapping[Any, Patch],
+    new: Collection[Any],
+) -> None:
+    """Like `_update`, but the rows of the keys in `new` are made if missing, in the same
+    statement (an upsert: one B-tree search a row, where `INSERT OR IGNORE` and then `UPDATE`
+    made two). A key in `new` without a patch only makes sure its row exists."""
+    if not new:
+        _update(db, table, key_columns, patches)
+        return
+    keys = ", ".join(key_columns)
+    bare = [key for key in new if key not in patches or not patches[key].values]
+    if bare:
+        marks = ", ".join("?" * len(key_columns))
+        db.executemany(f"INSERT OR IGNORE INTO {table} ({keys}) VALUES ({marks})", bare)
+    _update(db, table, key_columns, {k: p for k, p in patches.items() if k not in new})
+    made = {k: p for k, p in patches.items() if k in new}
+    for (columns, fills), rows in _grouped(made, keys_first=True).items():
+        marks = ", ".join("?" * (len(key_columns) + len(columns)))
+        sets = ", ".join(
+            f"{c} = COALESCE({table}.{c}, excluded.{c})" if c in fills else f"{c} = excluded.{c}"
+            for c in columns
+        )
+        db.executemany(
+            f"INSERT INTO {table} ({keys}, {', '.join(columns)}) VALUES ({marks})"
+            f" ON CONFLICT ({keys}) DO UPDATE SET {sets}",
+            rows,
+        )
+
+
+def _grouped(
+    patches: Mapping[Any, Patch], *, keys_first: bool
+) -> dict[Signature, list[tuple[Any, ...]]]:
+    """The rows of the patches that change something, by signature: each a key's columns
+    and its values in signature order (the order they were set in, see Patch.signature)."""
     groups: dict[Signature, list[tuple[Any, ...]]] = {}
     for key, patch in patches.items():
         if patch.values:
             keys = key if isinstance(key, tuple) else (key,)
-            # the values in signature order: the order they were set in (see Patch.signature)
-            groups.setdefault(patch.signature, []).append((*patch.values.values(), *keys))
-    where = " AND ".join(f"{column} = ?" for column in key_columns)
-    for (columns, fills), rows in groups.items():
-        sets = ", ".join(
-            f"{column} = COALESCE({column}, ?)" if column in fills else f"{column} = ?"
-            for column in columns
-        )
-        db.executemany(f"UPDATE {table} SET {sets} WHERE {where}", rows)
+            values = tuple(patch.values.values())
+            groups.setdefault(patch.signature, []).append(
+                (*keys, *values) if keys_first else (*values, *keys)
+            )
+    return groups
+
+
+def _assignments(columns: Sequence[str], fills: Collection[str]) -> str:
+    return ", ".join(
+        f"{column} = COALESCE({column}, ?)" if column in fills else f"{column} = ?"
+        for column in columns
+    )
 
 
 @contextmanager

@@ -113,11 +113,20 @@ async def test_a_live_drivers_journal_is_left_to_it(tmp_path: Path) -> None:
 
         bus.emit(StepFinished, step="build", status=StepStatus.SUCCEEDED, attempts=1)
         await driver.flush()
-        assert not (journal_folder(db) / "run-1.jsonl").exists()  # caught up: it goes
+        journal = journal_folder(db) / "run-1.jsonl"
+        assert read_journal(journal) == []  # caught up: emptied
 
         bus.emit(StepOutput, step="build", stream="stdout", line="after")
+        driver.checkpoint()  # written from the start again, the older lines not read
+        assert [e.type for e in read_journal(journal)] == ["step_output"]
+        await driver.flush()
+        assert journal.exists()  # journaled since the last catch-up: emptied, kept
+        bus.emit(StepOutput, step="build", stream="stdout", line="not journaled")
+        await driver.flush()  # nothing journaled since the last catch-up: the file goes
+        assert not journal.exists()
+        bus.emit(StepOutput, step="build", stream="stdout", line="later")
         driver.checkpoint()  # the next checkpoint makes it again
-        assert len(read_journal(journal_folder(db) / "run-1.jsonl")) == 1
+        assert len(read_journal(journal)) == 1
     assert not (journal_folder(db) / "run-1.jsonl").exists()  # closed with nothing pending
     async with SqliteStore(db) as store:
         assert step_rows(await store.get_run("run-1"))["build"].status is StepStatus.SUCCEEDED
