@@ -39,6 +39,11 @@ _FORBIDDEN = {
     Quoting.ANSI_C: "inside $'...' quotes, where the shell would not expand it",
     Quoting.QUOTED_HEREDOC: "inside a quoted heredoc, where the shell would not expand it",
 }
+_SUBSCRIPT_EXPANSION = re.compile(r"\[.*[$`]", re.DOTALL)
+"""A value bash could expand as code: an array subscript (`a[$(cmd)]`, `a[`cmd`]`, `a[$x]`) is
+expanded wherever bash reads a value as arithmetic (`$(( ))`, `${v:N}`, `local -i`) or as a
+variable name (`[ -v ]`, `printf -v`, `unset`, `read`, namerefs). The places can't all be told
+from the script, so such a value never reaches one (SPEC 1.1: no value becomes shell code)."""
 _HEREDOC = re.compile(
     r"(?<!<)<<(?!<)-?[ \t]*(?:'([^'\n]+)'|\"([^\"\n]+)\"|\\?([A-Za-z_][A-Za-z0-9_]*))"
 )
@@ -63,6 +68,13 @@ class ShellTemplate:
                 raise ExpressionError(
                     f"the value of '{{{{{self.expressions[i - 1]}}}}}' holds a NUL byte, "
                     "which cannot reach a shell command"
+                )
+            if _SUBSCRIPT_EXPANSION.search(value):
+                raise ExpressionError(
+                    f"the value of '{{{{ {self.expressions[i - 1]} }}}}' holds a '[' followed "
+                    "by '$' or '`' (as in a[$(cmd)]): bash runs such a value as a command "
+                    "where a script uses it as a number or a variable name, so tempeh does "
+                    "not pass it to a shell command"
                 )
             name = f"{prefix}{i}"
             env[name] = value
@@ -103,14 +115,39 @@ def parse_shell_template(command: str) -> ShellTemplate:
 
 
 _ARITH_OPERATOR = re.compile(r"(^|\s)-(eq|ne|lt|le|gt|ge)(\s|$)")
-_LET = re.compile(r"(^|[\n;&|(])\s*(let|declare\s+-\w*i\w*|local\s+-\w*i\w*)\s")
+_COMMAND_START = r"(?:^|[\n;&|(!{]|\bthen|\bdo|\belse)\s*"
+_INTEGER_DECLARATION = re.compile(
+    _COMMAND_START + r"(let|(?:declare|typeset|local|export|readonly)\s+-\w*i\w*)\s"
+)
+_NAME_PLACES = (
+    # (what is at the end of the text before the braces, what bash reads there)
+    (re.compile(r"(?:\[\[?|\btest)\s+(?:!\s+)?-v\s+[^\s;&|]*$"), "the name after -v"),
+    (re.compile(_COMMAND_START + r"printf\s+-v\s+[^\s;&|]*$"), "the name after printf -v"),
+    (
+        re.compile(_COMMAND_START + r"(?:declare|typeset|local)\s+-\w*n\w*\s+[^\n;&|]*$"),
+        "a nameref",
+    ),
+    (
+        re.compile(_COMMAND_START + r"(?:unset|read|mapfile|readarray)\b[^\n;&|]*$"),
+        "a variable name",
+    ),
+    (
+        re.compile(_COMMAND_START + r"(?:declare|typeset|local|export|readonly)\b[^\n;&|=]*$"),
+        "a variable name",
+    ),
+)
+_SUBSTRING = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?:\[[^]]*\])?:(?![-=?+])[^}]*$")
+_COMPOUND_ARRAY = re.compile(r"=\([^)]*\[$")
 
 
 def _refuse_arithmetic(literals: list[str], expressions: list[str]) -> None:
     """Refuse `{{ }}` where bash evaluates a variable's value as arithmetic.
 
     There even a quoted `${X}` is evaluated as code (`X='a[$(cmd)]'; $((X))` runs cmd): inside
-    `$(( ))`, `(( ))`, `let`, array subscripts, and `[[ ]]` with -eq, -lt and the like.
+    `$(( ))`, `$[ ]`, `(( ))`, `let`, integer declarations, array subscripts, substring offsets
+    (`${v:N}`) and `[[ ]]` with -eq, -lt and the like; and where bash reads a variable's name
+    (`-v`, `printf -v`, `unset`, `read`, `declare NAME`, namerefs). The values themselves are
+    checked too when they are rendered (`_SUBSCRIPT_EXPANSION`): this is for a clear early error.
     """
     text = ""
     places: list[tuple[int, str]] = []
@@ -123,9 +160,9 @@ def _refuse_arithmetic(literals: list[str], expressions: list[str]) -> None:
         context = _arith_context(text, offset)
         if context is not None:
             raise ExpressionError(
-                f"'{{{{ {expr} }}}}' is inside {context}, where bash evaluates a value as "
+                f"'{{{{ {expr} }}}}' is in {context}, where bash evaluates a value as "
                 "code even from a variable; compare with [ ] (test) instead, or check that "
-                "the value is a number first"
+                "the value is a number first (or pass a variable name literally)"
             )
 
 
@@ -152,9 +189,11 @@ def _arith_context(text: str, offset: int) -> str | None:
             i += 2
             continue
         ch = text[i]
-        if ch == "[" and i > 0 and (text[i - 1].isalnum() or text[i - 1] == "_"):
+        if ch == "[" and i > 0 and text[i - 1] == "$":
+            stack.append(("$[ ]", i))
+        elif ch == "[" and _subscript_opens(text, i):
             stack.append(("an array subscript", i))
-        elif ch == "]" and stack and stack[-1][0] == "an array subscript":
+        elif ch == "]" and stack and stack[-1][0] in ("an array subscript", "$[ ]"):
             stack.pop()
         i += 1
     if stack:
@@ -164,11 +203,21 @@ def _arith_context(text: str, offset: int) -> str | None:
         end = text.find("]]", offset)
         if _ARITH_OPERATOR.search(text[start + 2 : end if end >= 0 else len(text)]):
             return "[[ ]] with an arithmetic comparison"
-        return None
-    line_start = text.rfind("\n", 0, offset) + 1
-    if _LET.search(text[line_start:offset]):
+    line = text[text.rfind("\n", 0, offset) + 1 : offset]
+    if _SUBSTRING.search(line):
+        return "a substring offset (${v:N})"
+    if _INTEGER_DECLARATION.search(line):
         return "let (or an integer declaration)"
+    for pattern, place in _NAME_PLACES:
+        if pattern.search(line):
+            return place
     return None
+
+
+def _subscript_opens(text: str, i: int) -> bool:
+    """Whether the `[` at `i` opens an array subscript: `name[`, or `([` / ` [` in `a=(...)`."""
+    before = text[i - 1] if i else ""
+    return before.isalnum() or before in ("_", "(") or bool(_COMPOUND_ARRAY.search(text, 0, i + 1))
 
 
 def _refuse_statements(literal: str) -> None:

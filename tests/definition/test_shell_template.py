@@ -207,6 +207,21 @@ def test_every_shell_command_of_a_step_is_checked(
         ('[[ "{{ x }}" -eq 1 ]]', "[[ ]] with an arithmetic comparison"),
         ("let y={{ x }}+1", "let"),
         ("echo ${arr[{{ x }}]}", "an array subscript"),
+        ("arr=([{{ x }}]=1)", "an array subscript"),
+        ("declare -a arr=([0]=a [{{ x }}]=1)", "an array subscript"),
+        ('v=abcdef; echo "${v:{{ x }}}"', "a substring offset"),
+        ('echo "${v:0:{{ x }}}"', "a substring offset"),
+        ("echo $[ {{ x }} ]", "$[ ]"),
+        ("f() { local -i n={{ x }}; }", "an integer declaration"),
+        ("typeset -i n={{ x }}", "an integer declaration"),
+        ('[ -v "{{ x }}" ]', "the name after -v"),
+        ("[[ -v {{ x }} ]]", "the name after -v"),
+        ('test -v "x{{ x }}"', "the name after -v"),
+        ('printf -v "{{ x }}" %s 1', "the name after printf -v"),
+        ("unset {{ x }}", "a variable name"),
+        ("read {{ x }} < /dev/null", "a variable name"),
+        ('declare "{{ x }}=1"', "a variable name"),
+        ("declare -n ref={{ x }}", "a nameref"),
     ],
 )
 def test_braces_where_bash_evaluates_arithmetic_are_refused(command: str, context: str) -> None:
@@ -216,7 +231,44 @@ def test_braces_where_bash_evaluates_arithmetic_are_refused(command: str, contex
 
 @pytest.mark.parametrize(
     "command",
-    ['[[ "{{ x }}" == prod ]]', 'if [ "{{ x }}" -eq 1 ]; then echo; fi', "echo {{ x }} $((1+2))"],
+    [
+        '[[ "{{ x }}" == prod ]]',
+        'if [ "{{ x }}" -eq 1 ]; then echo; fi',
+        "echo {{ x }} $((1+2))",
+        'grep -v "{{ x }}" notes.txt',
+        "export RELEASE={{ x }}",
+        'local tag="{{ x }}"',
+        'echo "${tag:-{{ x }}}"',
+        'echo "${tag#{{ x }}}"',
+        "printf -v line %s {{ x }}",
+    ],
 )
 def test_braces_next_to_arithmetic_but_not_in_it_are_fine(command: str) -> None:
     assert parse_shell_template(command).expressions == ("x",)
+
+
+HOSTILE_PLACES = [  # places the validator cannot see: no template inside the dangerous part
+    "n={{ x }}; echo $((n))",
+    'r={{ x }}; echo "${!r}"',
+    'v={{ x }}; [ -v "$v" ] || true',
+]
+
+
+@pytest.mark.parametrize("command", HOSTILE_PLACES)
+@pytest.mark.parametrize("value", ["a[$(touch PWNED)]", "a[`touch PWNED`]"])
+def test_a_value_bash_could_expand_as_code_never_reaches_a_shell(
+    tmp_path: Path, command: str, value: str
+) -> None:
+    template = parse_shell_template(command)
+    with pytest.raises(ExpressionError, match=r"holds a '\[' followed by '\$'"):
+        template.render([value])
+    # what the refusal prevents: the same command with the value handed over as it was
+    rendered, env = template.render(["0"])
+    run_bash(rendered, dict.fromkeys(env, value), tmp_path)
+    assert (tmp_path / "PWNED").exists()
+
+
+@pytest.mark.parametrize("value", ["[::1]:8080", "release [candidate]", "cost $5", "a[0]"])
+def test_brackets_or_dollars_alone_are_ordinary_values(tmp_path: Path, value: str) -> None:
+    rendered, env = parse_shell_template("printf %s {{ x }}").render([value])
+    assert run_bash(rendered, env, tmp_path) == value
