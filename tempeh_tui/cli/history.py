@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tempeh_tui.definition.durations import format_duration, parse_duration
+from tempeh_tui.events import RunStatus
 from tempeh_tui.store import LogRecord, PruneResult, RunRecord, StepRecord, open_store
 from tempeh_tui.store.base import DecisionRecord, RollbackRecord
 from tempeh_tui.store.rows import unit_matches
@@ -71,7 +72,7 @@ def runs(args: argparse.Namespace) -> int:
 
 
 def show(args: argparse.Namespace) -> int:
-    run = anyio.run(_get_run, args.db, args.run)
+    run = anyio.run(_get_run, args.db, args.run).as_shown()
     if args.json:
         _print_json(run.to_json())
     else:
@@ -154,13 +155,19 @@ async def _logs(args: argparse.Namespace) -> int:
             print(f"tempeh: run {run.id} has no step '{step}' (steps: {names})", file=sys.stderr)
             return 2
         seq = _write_lines(await store.read_logs(run.id, step), step)
-        while args.follow and not run.status.is_terminal:
+        while args.follow and _more_may_come(run):
             await anyio.sleep(FOLLOW_INTERVAL)
             seq = _write_lines(await store.read_logs(run.id, step, after_seq=seq), step, seq)
             run = await store.get_run(run.id)
         if args.follow:  # what was committed together with the run's end
             _write_lines(await store.read_logs(run.id, step, after_seq=seq), step, seq)
     return 0
+
+
+def _more_may_come(run: RunRecord) -> bool:
+    """Whether a run may still log: it has not ended, and a process drives it (a paused run
+    nobody drives waits for a `tempeh resume`, which shows its own output)."""
+    return not run.status.is_terminal and (run.status is RunStatus.RUNNING or run.lease is not None)
 
 
 def _write_lines(lines: Iterable[LogRecord], step: str | None, seq: int = 0) -> int:

@@ -52,7 +52,7 @@ from tempeh_tui.engine.resume import (
     stored_workflow,
 )
 from tempeh_tui.engine.scheduler import Scheduler, StopReason
-from tempeh_tui.engine.secrets import Masker, collect_secrets
+from tempeh_tui.engine.secrets import Masker, collect_secrets, refuse_secret_params
 from tempeh_tui.engine.unit_runner import Approvals, RunServices
 from tempeh_tui.events import (
     EventBus,
@@ -234,6 +234,8 @@ class WorkflowEngine:
         and are recorded with the run so that a resume never runs them."""
         wf = load_workflow(workflow)
         values = resolve_params(wf, params or {})
+        secrets = self._secrets(wf)  # refused before a run is recorded, not half-way into one
+        refuse_secret_params(values, secrets)
         graph = build_graph(wf)  # once: the run uses it too
         off = not_selected(graph, select)
         run = _RunSetup(
@@ -247,6 +249,7 @@ class WorkflowEngine:
             decision_timeout=decision_timeout,
             not_selected=off,
             graph=graph,
+            secrets=secrets,
         )
         async with AsyncExitStack() as stack:
             self._arm(stack)
@@ -331,11 +334,18 @@ class WorkflowEngine:
             )
             return await self._drive(run, store, stack)
 
+    def _environment(self) -> dict[str, str]:
+        return dict(os.environ if self._environ is None else self._environ)
+
+    def _secrets(self, wf: Workflow) -> dict[str, str]:
+        """The declared secrets' values; MissingSecret if one is not set."""
+        names = [*wf.secrets, *(n for s in wf.steps for n in s.secrets)]
+        return collect_secrets(names, self._environment())
+
     async def _drive(self, run: _RunSetup, store: Store | None, stack: AsyncExitStack) -> RunResult:
         wf = run.workflow
-        environ = dict(os.environ if self._environ is None else self._environ)
-        secret_names = [*wf.secrets, *(n for s in wf.steps for n in s.secrets)]
-        secret_values = collect_secrets(secret_names, environ)
+        environ = self._environment()
+        secret_values = run.secrets if run.secrets is not None else self._secrets(wf)
         graph = run.graph or build_graph(wf)
         bus = EventBus(run.run_id, first_seq=run.first_seq)
         for subscriber in self._subscribers:
@@ -504,6 +514,8 @@ class _RunSetup:
     """Units toggled off before the run (plan, pick, apply), with why; never run."""
     graph: WorkflowGraph | None = None
     """The workflow's graph, if built already (10,000 steps: ~50 ms to build again)."""
+    secrets: dict[str, str] | None = None
+    """The secrets' values, if read already (a new run reads them before it is recorded)."""
 
     def toggled_off(self) -> dict[str, UnitResult]:
         """Not-selected units as ended: skipped, counting as done for what still runs."""

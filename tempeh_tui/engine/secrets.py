@@ -10,7 +10,14 @@ from collections.abc import Iterable, Mapping
 
 from tempeh_tui.errors import TempehError
 
-__all__ = ["MASK", "Masker", "MissingSecret", "collect_secrets"]
+__all__ = [
+    "MASK",
+    "Masker",
+    "MissingSecret",
+    "SecretInParams",
+    "collect_secrets",
+    "refuse_secret_params",
+]
 
 MASK = "***"
 _MIN_LENGTH = 3
@@ -29,6 +36,26 @@ class MissingSecret(TempehError):
         super().__init__(
             f"secret(s) not set in the environment: {listed}; export them before the run"
         )
+
+
+class SecretInParams(TempehError):
+    def __init__(self, param: str, secret: str) -> None:
+        self.param, self.secret = param, secret
+        super().__init__(
+            f"param '{param}' holds the value of secret {secret}, and params are stored with "
+            f"the run in clear; pass it to the steps as the secret {secret} (from the "
+            "environment) instead"
+        )
+
+
+def refuse_secret_params(params: Mapping[str, object], secrets: Mapping[str, str]) -> None:
+    """SPEC 1: a secret is never written to the store in clear, and a run's params are
+    (resume runs with them): so no param may hold a secret's value, or a part of it."""
+    for name, value in params.items():
+        text = value if isinstance(value, str) else str(value)
+        for secret, secret_value in secrets.items():
+            if len(secret_value) >= _MIN_LENGTH and secret_value in text:
+                raise SecretInParams(name, secret)
 
 
 def collect_secrets(names: Iterable[str], environ: Mapping[str, str]) -> dict[str, str]:

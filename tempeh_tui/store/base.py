@@ -8,6 +8,7 @@ last one). Readers get plain records. Implementations: `SqliteStore` (the defaul
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -289,6 +290,21 @@ class DecisionRecord:
         }
 
 
+_STOPPED_WITH_THE_RUN = {
+    StepStatus.RUNNING: (StepStatus.INTERRUPTED, "was running when its run's process died"),
+    StepStatus.WAITING: (StepStatus.PENDING, None),
+    StepStatus.AWAITING_CONFIRMATION: (StepStatus.PENDING, None),
+}
+
+
+def _as_shown(step: StepRecord) -> StepRecord:
+    shown = _STOPPED_WITH_THE_RUN.get(step.status)
+    if shown is None:
+        return step
+    status, reason = shown
+    return dataclasses.replace(step, status=status, reason=reason)
+
+
 @dataclass(frozen=True)
 class RunRecord:
     """A run: what it ran (the definition as stored) and how it stands."""
@@ -321,6 +337,16 @@ class RunRecord:
     def waiting_for(self) -> tuple[DecisionRecord, ...]:
         """The questions that wait for an answer now."""
         return tuple(d for d in self.decisions if d.waiting)
+
+    def as_shown(self) -> RunRecord:
+        """The run as `show` presents it. Once nobody drives an unfinished run (its process
+        died), its steps that were running are `interrupted` and those that waited `pending`:
+        nothing runs or waits there any more. The stored states stay as they are: they tell a
+        resume which steps are in doubt."""
+        if self.status is not RunStatus.INTERRUPTED:
+            return self
+        steps = tuple(_as_shown(step) for step in self.steps)
+        return dataclasses.replace(self, steps=steps)
 
     def to_json(self, *, with_steps: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {

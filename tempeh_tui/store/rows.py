@@ -205,17 +205,33 @@ def unit_order(row: Row) -> tuple[bool, int, str]:
 
 
 _DRIVEN = frozenset({RunStatus.RUNNING, RunStatus.PAUSED})
+UNLEASED_GRACE = 10.0
+"""Seconds a new run may be `running` without a lease: the time between its creation and
+its driver taking the lease."""
 
 
 def run_from_row(
     row: Row, steps: Sequence[StepRecord] = (), rollbacks: Sequence[RollbackRecord] = ()
 ) -> RunRecord:
     status, message, lease = RunStatus(row["status"]), row["message"], lease_from_row(row)
-    if status in _DRIVEN and lease is not None and judge(lease, time.time()) == "dead":
+    now = time.time()
+    if status in _DRIVEN and lease is not None and judge(lease, now) == "dead":
         # SPEC 2: `interrupted` - the process died (kill -9, a crash): nobody drives it now
         status = RunStatus.INTERRUPTED
         message = (
             f"the process that drove it (pid {lease.pid} on {lease.host}) died; "
+            "`tempeh resume` continues it"
+        )
+    elif (
+        status is RunStatus.RUNNING
+        and lease is None
+        and now - (row["created_at"] or 0) > UNLEASED_GRACE
+    ):
+        # a process that let the run go unfinished (a resume refused after it took the
+        # lease): nobody drives it. (A paused run without a driver waits for an operator.)
+        status = RunStatus.INTERRUPTED
+        message = (
+            "nobody drives it: its last process stopped before it ended; "
             "`tempeh resume` continues it"
         )
     return RunRecord(

@@ -173,6 +173,52 @@ def test_a_bad_param_is_refused_before_anything_runs(tmp_path: Path) -> None:
     assert not (tmp_path / "ran").exists()
 
 
+@pytest.mark.parametrize(
+    ("token", "params", "expected"),
+    [
+        (None, [], "secret(s) not set in the environment: API_TOKEN"),
+        (
+            "s3cr3t-value",
+            ["-p", "note=token s3cr3t-value"],
+            "param 'note' holds the value of secret",
+        ),
+    ],
+)
+def test_a_run_refused_for_its_secrets_leaves_no_run_in_the_store(
+    tmp_path: Path, token: str | None, params: list[str], expected: str
+) -> None:
+    flow = write(
+        tmp_path,
+        """
+        name: s
+        params: {note: {default: ""}}
+        secrets: [API_TOKEN]
+        steps:
+          - {name: a, run: "touch ran"}
+        """,
+    )
+    env = {k: v for k, v in os.environ.items() if k != "API_TOKEN"}
+    if token is not None:
+        env["API_TOKEN"] = token
+    db = tmp_path / "t.db"
+    done = subprocess.run(
+        [*TEMPEH, "run", str(flow), *params, "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert expected in done.stderr
+    assert not (tmp_path / "ran").exists()
+    listed = tempeh("runs", "--json", db=db)
+    assert json.loads(listed.stdout) == []  # not a run left `running` for ever
+    if token is not None:
+        assert token.encode() not in db.read_bytes()
+
+
 def test_sigint_stops_the_run_kills_its_processes_exits_130_and_resume_completes_it(
     tmp_path: Path,
 ) -> None:
