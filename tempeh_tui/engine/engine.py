@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import secrets as _random
 import shutil
@@ -371,6 +372,7 @@ class WorkflowEngine:
             store=store,
             grace=self._grace,
             approvals=run.approvals,
+            hold_lease=functools.partial(store.hold_lease, run.run_id) if store else None,
             checkpoint=store.checkpoint if store is not None else None,
             publish=store.flush if store is not None else None,
             attempts_before=run.attempts_before,

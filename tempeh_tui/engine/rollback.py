@@ -394,6 +394,7 @@ class _Rollback:
             rendered, env, _workdir(self.record), timeout=limit, grace=self.grace
         )
         observer = _Observer(self.bus, unit.name, attempt, self.masker)
+        await self.store.hold_lease(self.record.id)  # still this process's run to act on
         await self.store.flush()  # durable before the compensation acts
         return await self.executor.run_shell(request, observer)
 

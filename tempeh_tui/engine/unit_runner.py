@@ -84,6 +84,9 @@ class RunServices:
     store: Store | None = None
     grace: float = 10.0
     approvals: Approvals = field(default_factory=Approvals)
+    hold_lease: Callable[[], Awaitable[None]] | None = None
+    """Before each process starts or Python step is called: the run is still this process's
+    to drive (see `Store.hold_lease`; raises LeaseLost, which stops the run)."""
     checkpoint: Callable[[], None] | None = None
     """The checkpoint barrier, called before each process starts or Python step is called:
     what happened so far survives a crash from then on (the store's journal)."""
@@ -281,11 +284,16 @@ class UnitRunner:
                 log=step_log(observer.output),
             )
             request = PythonRequest(self.step.python, context, self.step.timeout, (self.s.workdir,))
+            await self._hold_lease()
             if self.s.checkpoint is not None:
                 self.s.checkpoint()  # the start is durable before user code acts
             return await self.s.executor.call_python(request, observer)
         assert self.step.run is not None
         return await self._shell(self.step.run, attempt, iteration, scope, observer)
+
+    async def _hold_lease(self) -> None:
+        if self.s.hold_lease is not None:
+            await self.s.hold_lease()
 
     async def _shell(
         self,
@@ -313,6 +321,7 @@ class UnitRunner:
                 iteration=iteration,
                 command=self.s.masker.mask(rendered),
             )
+        await self._hold_lease()
         if self.s.checkpoint is not None:
             self.s.checkpoint()  # the start is durable before the process exists
         request = ShellRequest(

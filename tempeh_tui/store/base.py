@@ -467,6 +467,10 @@ class Store(Protocol):
     async def heartbeat(self, run_id: str) -> None:
         """Renew the lease this process holds. Raises LeaseLost if it holds it no more."""
 
+    async def hold_lease(self, run_id: str) -> None:
+        """Before acting: confirm the lease `lease()` holds, if not confirmed lately (a
+        driver that was stopped a while). Raises LeaseLost if another process took it over."""
+
     async def release_lease(self, run_id: str) -> None:
         """Give the lease up, if this process holds it (someone else's is left alone)."""
 

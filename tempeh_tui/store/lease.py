@@ -14,6 +14,7 @@ import functools
 import math
 import os
 import socket
+import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -209,8 +210,37 @@ def lease_values(lease: RunLease | None) -> tuple[Any, ...]:
     return (lease.pid, lease.host, lease.process_started, lease.since, lease.heartbeat)
 
 
+def _clock() -> float:
+    """Seconds that also pass while the machine sleeps (a suspended laptop), unlike
+    `time.monotonic` on Linux; never stepped like the wall clock."""
+    return time.clock_gettime(_BOOTTIME) if _BOOTTIME is not None else time.monotonic()
+
+
+_BOOTTIME: int | None = getattr(time, "CLOCK_BOOTTIME", None)
+_CONFIRMED_FOR = LEASE_TIMEOUT / 2
+"""How long a confirmed lease is trusted without asking the store again: well inside the
+time another process waits before it takes a silent holder's lease over."""
+
+
 class LeaseKeeper(ABC):
     """The `lease()` block, over a store's `_take_lease`, `heartbeat` and `release_lease`."""
+
+    @property
+    def _confirmed(self) -> dict[str, float]:
+        """When this process last confirmed each lease it holds (`_clock`)."""
+        return self.__dict__.setdefault("_confirmed_leases", {})  # type: ignore[no-any-return]
+
+    async def hold_lease(self, run_id: str) -> None:
+        """Return at once if this process confirmed its lease on `run_id` lately (or holds
+        none: a store used without `lease()`); else renew it now, raising LeaseLost if
+        another process took the run over. The engine calls this before each step or
+        compensation starts, so a driver that was stopped longer than a lease lasts (SIGSTOP,
+        a suspended machine) starts nothing after it wakes, before its heartbeat notices."""
+        confirmed = self._confirmed.get(run_id)
+        if confirmed is None or _clock() - confirmed < _CONFIRMED_FOR:
+            return
+        await self.heartbeat(run_id)
+        self._confirmed[run_id] = _clock()
 
     @abstractmethod
     async def _take_lease(self, run_id: str) -> bool:
@@ -234,6 +264,8 @@ class LeaseKeeper(ABC):
                 f"heartbeat_every must be between 0 and {LEASE_TIMEOUT:g} s, not {heartbeat_every}"
             )
         taken = await self._take_lease(run_id)
+        confirmed = self._confirmed
+        confirmed[run_id] = _clock()
         lost: list[LeaseLost] = []
         error: BaseException | None = None
         try:
@@ -246,6 +278,7 @@ class LeaseKeeper(ABC):
                 finally:
                     group.cancel_scope.cancel()
         finally:
+            confirmed.pop(run_id, None)
             if taken and not lost:
                 with anyio.CancelScope(shield=True):
                     await self.release_lease(run_id)
@@ -261,6 +294,7 @@ class LeaseKeeper(ABC):
             await anyio.sleep(every)
             try:
                 await self.heartbeat(run_id)
+                self._confirmed[run_id] = _clock()
             except LeaseLost as exc:
                 lost.append(exc)
                 scope.cancel()

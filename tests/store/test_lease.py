@@ -260,3 +260,55 @@ async def test_a_lease_taken_by_another_process_is_not_released_here(
         assert lease is not None
         assert lease.pid == holder.pid
         holder.finish()
+
+
+async def test_a_driver_stopped_longer_than_its_lease_confirms_it_before_acting(
+    sqlite_store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tempeh_tui.store import lease as lease_module
+
+    await start_run(sqlite_store, "run-1")
+    clock = [1000.0]
+    monkeypatch.setattr(lease_module, "_clock", lambda: clock[0])
+    async with sqlite_store.lease("run-1", heartbeat_every=LEASE_TIMEOUT - 1):
+        await sqlite_store.hold_lease("run-1")  # confirmed just now: no question asked
+        clock[0] += LEASE_TIMEOUT  # stopped (SIGSTOP, a suspended machine) ...
+        _set_lease(sqlite_store.path, "run-1", holder_host="elsewhere", leased_at=1.0)
+        with pytest.raises(LeaseLost, match=r"held by pid .* on host elsewhere"):
+            await sqlite_store.hold_lease("run-1")  # ... and taken over meanwhile
+        with pytest.raises(LeaseLost):
+            await sqlite_store.hold_lease("run-1")  # and again: it never got it back
+    await sqlite_store.hold_lease("run-1")  # no lease block: nothing to confirm
+
+
+async def test_a_run_whose_driver_was_taken_over_while_stopped_starts_no_further_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tempeh_tui.engine.engine import WorkflowEngine
+    from tempeh_tui.store import lease as lease_module
+
+    clock = [1000.0]
+    monkeypatch.setattr(lease_module, "_clock", lambda: clock[0])
+    db = tmp_path / "t.db"
+
+    def stall_and_lose(ctx: object) -> None:
+        """What a SIGSTOP of the driver for longer than a lease, and a resume by another
+        process meanwhile, look like to it once it runs again."""
+        clock[0] += LEASE_TIMEOUT
+        _set_lease(db, run_id, holder_host="elsewhere", leased_at=1.0, heartbeat=time.time())
+
+    module = type(os)("tempeh_test_stall")
+    module.stall_and_lose = stall_and_lose  # type: ignore[attr-defined]
+    monkeypatch.setitem(__import__("sys").modules, "tempeh_test_stall", module)
+    run_id = "run-stalled"
+    flow = {
+        "name": "stalled",
+        "steps": [
+            {"name": "a", "python": "tempeh_test_stall:stall_and_lose"},
+            {"name": "b", "needs": ["a"], "run": f"touch {tmp_path / 'b-ran'}"},
+        ],
+    }
+    async with SqliteStore(db) as store:
+        with pytest.raises(LeaseLost, match="lost its lease"):
+            await WorkflowEngine(store=store).execute_workflow(flow, run_id=run_id)
+    assert not (tmp_path / "b-ran").exists()
