@@ -142,6 +142,17 @@ def stored_workflow(run: RunRecord) -> Workflow:
     return workflow
 
 
+def _between_attempts(record: StepRecord) -> bool:
+    """A `running` step whose last attempt had ended: the engine stopped during the backoff
+    before the next attempt, so nothing of the step can have been running (not in doubt)."""
+    history = record.attempt_history
+    return (
+        bool(history)
+        and history[-1].ended_at is not None
+        and (history[-1].attempt >= record.attempts)
+    )
+
+
 def plan_resume(run: RunRecord, workflow: Workflow) -> ResumePlan:
     """Per unit: reuse, re-run, in doubt, or decide again, and why."""
     stored = {s.name: s for s in run.steps}
@@ -159,6 +170,13 @@ def plan_resume(run: RunRecord, workflow: Workflow) -> ResumePlan:
         elif record.status is StepStatus.SUCCEEDED:
             why = "succeeded" + (" (cached)" if record.cached else "")
             decisions.append(UnitDecision(unit.name, "reuse", why, record))
+        elif record.status is StepStatus.RUNNING and _between_attempts(record):
+            last = record.attempt_history[-1]
+            why = (
+                f"was waiting to retry: attempt {last.attempt} had ended "
+                f"({last.error_class or 'failed'}, exit {last.exit_code}) and no process ran"
+            )
+            decisions.append(UnitDecision(unit.name, "re-run", why, record))
         elif record.status is StepStatus.RUNNING:
             if step.check is not None:
                 why = "was running when the engine stopped; its check probe decides"

@@ -14,7 +14,7 @@ from tempeh_tui.definition.models import Workflow
 from tempeh_tui.engine.engine import WorkflowEngine
 from tempeh_tui.engine.fake_executor import FakeExecutor, FakeOutcome
 from tempeh_tui.engine.resume import InDoubt, ResumePlan
-from tempeh_tui.events import RunStatus, StepStatus
+from tempeh_tui.events import Event, RunStatus, StepRetrying, StepStatus
 from tempeh_tui.store.base import StoreError
 from tempeh_tui.store.sqlite import SqliteStore
 
@@ -119,6 +119,39 @@ async def test_a_step_in_doubt_that_is_not_idempotent_needs_a_yes(store: SqliteS
     result = await WorkflowEngine(confirmed, store).resume(run_id, confirm_in_doubt=True)
     assert result.succeeded
     assert confirmed.names() == ["migrate", "deploy"]
+
+
+async def test_a_step_stopped_in_its_retry_backoff_is_not_in_doubt(store: SqliteStore) -> None:
+    workflow = chain("idempotent: false, retry: {attempts: 3, delay: 60s, jitter: false}")
+    fake = FakeExecutor({"migrate": [FakeOutcome(exit_code=75)]})  # transient: retried
+    engine = WorkflowEngine(fake, store)
+    retrying = anyio.Event()
+    run_ids: list[str] = []
+
+    def watch(event: Event) -> None:
+        run_ids.append(event.run_id)
+        if isinstance(event, StepRetrying):
+            retrying.set()
+
+    engine.subscribe(watch)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(engine.execute_workflow, workflow)
+            await retrying.wait()  # attempt 1 ended; the engine sleeps 60 s before attempt 2
+            await store.flush()
+            tg.cancel_scope.cancel()  # and dies there, as a killed engine would
+    before = {s.name: s for s in (await store.get_run(run_ids[0])).steps}
+    assert before["migrate"].status is StepStatus.RUNNING
+
+    again = FakeExecutor()
+    plans: list[ResumePlan] = []
+    result = await WorkflowEngine(again, store).resume(run_ids[0], explain=plans.append)
+
+    assert result.succeeded  # no InDoubt, no --yes needed: nothing of it was running
+    migrate = next(d for d in plans[0].decisions if d.name == "migrate")
+    assert (migrate.action, migrate.confirm) == ("re-run", False)
+    assert "waiting to retry: attempt 1 had ended (transient, exit 75)" in migrate.why
+    assert [(c.name, c.attempt) for c in again.calls][:1] == [("migrate", 2)]
 
 
 async def test_a_stored_definition_that_does_not_match_its_hash_is_refused(
