@@ -44,6 +44,10 @@ def iso_time(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
 
 
+_TIMES = frozenset({"ended_at", "process_started"})
+"""Fields other than `ts` that hold a time (seconds since the epoch): ISO 8601 in JSON."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Event:
     type: ClassVar[str] = "event"
@@ -63,7 +67,8 @@ class Event:
         }
         for f in dataclasses.fields(self):
             if f.name not in out:
-                out[f.name] = getattr(self, f.name)
+                value = getattr(self, f.name)
+                out[f.name] = iso_time(value) if f.name in _TIMES and value is not None else value
         return out
 
 
@@ -164,6 +169,9 @@ class StepFinished(Event):
     cache_key: str | None = None
     """The rendered cache key (with the files' hash) of a succeeded step that has `cache`."""
     reason: str | None = None
+    ended_at: float | None = None
+    """When the unit ended, if not at this event: a unit a resume reuses ended in an earlier
+    process (its stored end time stays)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

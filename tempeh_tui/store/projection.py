@@ -357,7 +357,7 @@ def _step_finished(changes: Changes, event: StepFinished, name: str) -> None:
         unit.set("attempts", event.attempts)
     unit.set_all(
         {
-            "ended_at": event.ts,
+            "ended_at": event.ts if event.ended_at is None else event.ended_at,
             "exit_code": event.exit_code,
             "error_class": event.error_class,
             "severity": event.severity,

@@ -56,12 +56,16 @@ async def test_a_failed_run_resumes_without_running_what_succeeded(store: Sqlite
     failed = await WorkflowEngine(first, store).execute_workflow(chain())
     assert failed.status is RunStatus.FAILED
 
+    built = {s.name: s for s in (await store.get_run(failed.run_id)).steps}["build"]
     again = FakeExecutor()
     plans: list[ResumePlan] = []
+    await anyio.sleep(0.05)  # a resume later: what it reuses keeps its own times
     resumed = await WorkflowEngine(again, store).resume(failed.run_id, explain=plans.append)
 
     assert resumed.status is RunStatus.SUCCEEDED
     assert again.names() == ["migrate", "deploy"]
+    reused = {s.name: s for s in (await store.get_run(failed.run_id)).steps}["build"]
+    assert (reused.started_at, reused.ended_at) == (built.started_at, built.ended_at)
     decisions = {d.name: (d.action, d.why) for d in plans[0].decisions}
     assert decisions["build"] == ("reuse", "succeeded")
     assert decisions["migrate"] == ("re-run", "ended failed")
