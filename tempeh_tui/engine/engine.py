@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from random import Random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -68,6 +68,10 @@ from tempeh_tui.graph.build import WorkflowGraph, build_graph
 from tempeh_tui.graph.selection import Selection, not_selected
 from tempeh_tui.store.base import DecisionRecord, RollbackRecord, RunRecord, Store
 
+if TYPE_CHECKING:
+    from tempeh_tui.engine.rollback import RollbackManager, RollbackResult
+    from tempeh_tui.engine.rollback_plan import RollbackPlan
+
 __all__ = ["WorkflowEngine", "new_run_id"]
 
 
@@ -108,6 +112,8 @@ class WorkflowEngine:
         self._starting = False  # a run is on its way to its scheduler (see `interrupt`)
         self._has_run = False
         self._stop_requested: str | None = None
+        self._rolling_back: anyio.CancelScope | None = None  # an automatic or resumed rollback
+        self._compensating: set[int] = set()  # its running compensations' process groups
 
     # --- observing -----------------------------------------------------------------------
 
@@ -133,9 +139,11 @@ class WorkflowEngine:
             self._scheduler.stop(StopReason(StepStatus.CANCELLED, message))
 
     def kill_now(self) -> None:
-        """SIGKILL every running step's process group at once (a second SIGINT)."""
+        """SIGKILL every running step's and compensation's process group at once (a second
+        SIGINT)."""
         services = self._scheduler.s if self._scheduler is not None else None
-        for group in list(services.process_groups if services else ()):
+        groups = [*(services.process_groups if services else ()), *self._compensating]
+        for group in groups:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(group, signal.SIGKILL)
 
@@ -145,6 +153,10 @@ class WorkflowEngine:
         are going on or about to (none was started, or its steps are all done)."""
         if self._scheduler is not None:
             self._scheduler.stop(StopReason(StepStatus.INTERRUPTED, message))
+            return True
+        if self._rolling_back is not None:  # an automatic rollback: stopped where it is
+            self._rolling_back.cancel()
+            self._stop_requested = message
             return True
         if self._starting:
             self._stop_requested = message
@@ -440,16 +452,28 @@ class WorkflowEngine:
     ) -> RunResult:
         """Resume a run whose rollback stopped half-way: the rollback goes on, with the same
         steps, and never compensates a unit twice (SPEC 4); nothing is deployed again."""
-        from tempeh_tui.engine.rollback import RollbackManager
+        from tempeh_tui.engine.rollback import RollbackManager, RollbackResult
 
-        self._starting = False  # no steps of its own start: a rollback runs to its end
+        self._starting = False  # no steps of its own start: `interrupt` stops the rollback
+        self._rolling_back = anyio.CancelScope()
         manager = RollbackManager(store, self._executor, environ=self._environ, grace=self._grace)
         plan = await manager.plan_rollback(record.id, rollback.plan.get("requested"))
         bus = EventBus(record.id, first_seq=await store.last_seq(record.id))
         for subscriber in self._subscribers:
             bus.subscribe(subscriber)
         bus.subscribe(store.record)
-        done = await manager.execute_rollback(plan, max_concurrency=max_concurrency, bus=bus)
+        done = await self._rollback(manager, plan, max_concurrency=max_concurrency, bus=bus)
+        if done is None:  # interrupted: the next resume continues it, as it did this one
+            stopped = self._stop_requested or "interrupted"
+            done = RollbackResult(
+                record.id,
+                "",
+                RunStatus.INTERRUPTED,
+                {},
+                f"{stopped} while rolling back; `tempeh resume` continues it",
+                time.time(),
+                time.time(),
+            )
         # the run's last word, as after any run: what it came to
         bus.emit(RunFinished, status=done.status, message=done.message)
         await store.flush()
@@ -475,11 +499,40 @@ class WorkflowEngine:
         """on_failure: rollback — compensate what succeeded, in reverse dependency order."""
         from tempeh_tui.engine.rollback import RollbackManager
 
+        self._rolling_back = anyio.CancelScope()  # from now on, `interrupt` stops the rollback
         manager = RollbackManager(store, executor, environ=environ, grace=self._grace)
         plan = await manager.plan_rollback(run.run_id)
         _note(bus, f"rolling back {len(plan.units)} step(s): {', '.join(plan.order) or 'none'}")
-        result = await manager.execute_rollback(plan, max_concurrency=run.max_concurrency, bus=bus)
-        return result.status, result.message
+        done = await self._rollback(manager, plan, max_concurrency=run.max_concurrency, bus=bus)
+        if done is not None:
+            return done.status, done.message
+        stopped = self._stop_requested or "interrupted"
+        return RunStatus.INTERRUPTED, f"{stopped} while rolling back; `tempeh resume` continues it"
+
+    async def _rollback(
+        self,
+        manager: RollbackManager,
+        plan: RollbackPlan,
+        *,
+        max_concurrency: int | None,
+        bus: EventBus,
+    ) -> RollbackResult | None:
+        """`execute_rollback`, which `interrupt` (SIGINT) stops: its compensations are
+        terminated, it is recorded `interrupted`, and this returns None."""
+        scope = self._rolling_back or anyio.CancelScope()
+        try:
+            with scope:
+                if self._stop_requested is not None:  # interrupted while it planned
+                    scope.cancel()
+                return await manager.execute_rollback(
+                    plan,
+                    max_concurrency=max_concurrency,
+                    bus=bus,
+                    process_groups=self._compensating,
+                )
+        finally:
+            self._rolling_back = None
+        return None
 
     async def _open_store(self, stack: AsyncExitStack) -> Store:
         if self._store is not None:

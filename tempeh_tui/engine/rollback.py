@@ -142,13 +142,16 @@ class RollbackManager:
         *,
         max_concurrency: int | None = None,
         bus: EventBus | None = None,
+        process_groups: set[int] | None = None,
     ) -> RollbackResult:
         """Run the plan's compensations under the run's lease; independent ones in parallel,
-        at most `max_concurrency` (default: the run's) at once.
+        at most `max_concurrency` (default: the run's) at once. Cancelled, it terminates the
+        running compensations and ends `interrupted` (another rollback continues it).
 
         `bus`: publish on the run's own bus (an engine rolling back the run it drives, whose
         store and views subscribe to it already); by default a new one numbers on after the
-        stored events, with this manager's subscribers and the store.
+        stored events, with this manager's subscribers and the store. `process_groups`: kept
+        up to date with the running compensations' process groups (to kill them at once).
         """
         store = self._store
         async with store.lease(plan.run_id):
@@ -171,6 +174,7 @@ class RollbackManager:
                 environ=dict(os.environ if self._environ is None else self._environ),
                 grace=self._grace,
                 limit=max_concurrency or plan.max_concurrency,
+                process_groups=process_groups if process_groups is not None else set(),
             )
             return await rollback.run()
 
@@ -198,8 +202,10 @@ class _Rollback:
         environ: dict[str, str],
         grace: float,
         limit: int,
+        process_groups: set[int],
     ) -> None:
         self.plan = plan
+        self.process_groups = process_groups
         self.record = record
         self.bus = bus
         self.store = store
@@ -393,10 +399,13 @@ class _Rollback:
         request = ShellRequest(
             rendered, env, _workdir(self.record), timeout=limit, grace=self.grace
         )
-        observer = _Observer(self.bus, unit.name, attempt, self.masker)
+        observer = _Observer(self.bus, unit.name, attempt, self.masker, self.process_groups)
         await self.store.hold_lease(self.record.id)  # still this process's run to act on
         await self.store.flush()  # durable before the compensation acts
-        return await self.executor.run_shell(request, observer)
+        try:
+            return await self.executor.run_shell(request, observer)
+        finally:
+            observer.done()
 
     def _note(self, unit: str, text: str) -> None:
         attempt = max(self.stored[unit].attempts, 1)
@@ -406,18 +415,28 @@ class _Rollback:
 class _Observer:
     """A compensation's output goes to its unit's log, like the step's own (secrets masked)."""
 
-    def __init__(self, bus: EventBus, unit: str, attempt: int, masker: Masker) -> None:
+    def __init__(
+        self, bus: EventBus, unit: str, attempt: int, masker: Masker, groups: set[int]
+    ) -> None:
         self._bus = bus
         self._unit = unit
         self._attempt = attempt
         self._masker = masker
+        self._groups = groups
+        self._pid: int | None = None
 
     def output(self, stream: str, line: str) -> None:
         line = self._masker.mask(line)
         self._bus.emit(StepOutput, step=self._unit, stream=stream, line=line, attempt=self._attempt)
 
     def spawned(self, pid: int, started: float | None = None) -> None:
-        pass  # a leftover compensation is found by its TEMPEH_RUN_ID (see `kill_leftovers`)
+        # (a leftover of a dead process is found by its TEMPEH_RUN_ID: see `kill_leftovers`)
+        self._pid = pid
+        self._groups.add(pid)  # for killing at once on a second SIGINT
+
+    def done(self) -> None:
+        if self._pid is not None:
+            self._groups.discard(self._pid)
 
 
 def _kill_leftover_compensations(record: RunRecord, grace: float) -> list[int]:

@@ -340,13 +340,22 @@ class RunRecord:
 
     def as_shown(self) -> RunRecord:
         """The run as `show` presents it. Once nobody drives an unfinished run (its process
-        died), its steps that were running are `interrupted` and those that waited `pending`:
-        nothing runs or waits there any more. The stored states stay as they are: they tell a
-        resume which steps are in doubt."""
+        died), its steps that were running are `interrupted` and those that waited `pending`,
+        and a rollback that was going on is `interrupted`: nothing runs or waits there any
+        more. The stored states stay as they are: they tell a resume which steps are in
+        doubt."""
         if self.status is not RunStatus.INTERRUPTED:
             return self
         steps = tuple(_as_shown(step) for step in self.steps)
-        return dataclasses.replace(self, steps=steps)
+        rollbacks = tuple(
+            dataclasses.replace(
+                r, status=RunStatus.INTERRUPTED, message="its process stopped before it ended"
+            )
+            if r.status is RunStatus.RUNNING
+            else r
+            for r in self.rollbacks
+        )
+        return dataclasses.replace(self, steps=steps, rollbacks=rollbacks)
 
     def to_json(self, *, with_steps: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -1,0 +1,69 @@
+"""SIGINT/SIGTERM while a run rolls itself back (`on_failure: rollback`): the first stops the
+rollback (its compensations terminated, the run `interrupted`, exit 130), a second kills them at
+once; `tempeh resume` continues the rollback (SPEC 4, 5.4)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.cli.process import start_tempeh
+
+
+def _wait_for(path: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists() or not path.read_text().strip():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize(("signals", "ignores_term"), [(1, False), (2, True)])
+def test_a_signal_during_an_automatic_rollback_stops_it_and_resume_continues_it(
+    tmp_path: Path, signals: int, ignores_term: bool
+) -> None:
+    db, pidfile, ledger = tmp_path / "t.db", tmp_path / "undo.pid", tmp_path / "ledger"
+    trap = "trap '' TERM; " if ignores_term else ""
+    undo = (
+        f'if [ -f "{pidfile}" ]; then echo "undone a" >> "{ledger}"; '
+        f'else {trap}echo $$ > "{pidfile}"; while true; do sleep 0.1; done; fi'
+    )
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(
+        textwrap.dedent(
+            f"""
+            name: selfundo
+            on_failure: rollback
+            steps:
+              - name: a
+                run: "true"
+                rollback: {json.dumps(undo)}
+              - {{name: b, needs: [a], run: "exit 1"}}
+            """
+        )
+    )
+    run = start_tempeh("run", str(flow), "--headless", "--json", db=db)
+    _wait_for(pidfile)
+    compensation = int(pidfile.read_text())
+    for _ in range(signals):
+        run.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+    out, err = run.communicate(timeout=20)  # not the 10 s grace: the second signal kills
+    assert run.returncode == 130, out + err
+    assert not psutil.pid_exists(compensation) or (
+        psutil.Process(compensation).status() == psutil.STATUS_ZOMBIE
+    )
+    run_id = json.loads(out.splitlines()[0])["run_id"]
+    shown = json.loads(start_tempeh("show", run_id, "--json", db=db).communicate(timeout=30)[0])
+    assert shown["status"] == "interrupted"
+    assert [r["status"] for r in shown["rollbacks"]] == ["interrupted"]
+
+    resumed = start_tempeh("resume", run_id, "--headless", db=db)
+    out, err = resumed.communicate(timeout=60)
+    assert resumed.returncode == 3, out + err  # failed, and rolled back
+    assert ledger.read_text() == "undone a\n"
