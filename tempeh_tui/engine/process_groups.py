@@ -21,9 +21,41 @@ POLL_SECONDS = 0.02
 
 
 def signal_group(pgid: int, signum: int) -> None:
-    # The group may be gone already; a member running as another user cannot be signalled.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signum)
+    """Signal a step's process group, and the other groups of the session its process leads
+    (it is started in a session of its own: a script with `set -m` puts its jobs in groups of
+    their own there). Only `setsid` leaves the session: that is how a step detaches on purpose."""
+    for group in _session_groups(pgid):
+        # The group may be gone already; a member running as another user cannot be signalled.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signum)
+
+
+def _session_groups(pgid: int) -> set[int]:
+    groups = {pgid}
+    for _, group, session in _processes():
+        if session == pgid:
+            groups.add(group)
+    return groups
+
+
+def _processes() -> list[tuple[bytes, int, int]]:
+    """(state, process group, session) of every process /proc shows (none without /proc)."""
+    found = []
+    try:
+        entries = os.scandir("/proc")
+    except OSError:
+        return []
+    with entries:
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                    fields = stat.read().rpartition(b")")[2].split()
+                found.append((fields[0], int(fields[2]), int(fields[3])))
+            except (OSError, ValueError, IndexError):
+                continue  # exited meanwhile
+    return found
 
 
 def finish_group(pgid: int, kill_at: float) -> None:
@@ -37,28 +69,21 @@ def finish_group(pgid: int, kill_at: float) -> None:
 
 
 def group_alive(pgid: int) -> bool:
-    """Whether a process of the group is alive. `killpg(pgid, 0)` also counts zombies, which
-    stay forever on hosts whose init does not reap orphans, so /proc settles it."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+    """Whether a process of the group, or of the session it leads, is alive. `killpg(pgid, 0)`
+    also counts zombies, which stay forever on hosts whose init does not reap orphans, so
+    /proc settles it where there is one."""
+    if not os.path.isdir("/proc"):
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
         return True
-    with os.scandir("/proc") as entries:
-        for entry in entries:
-            if entry.name.isdigit() and _live_member(entry.name, pgid):
-                return True
-    return False
-
-
-def _live_member(pid: str, pgid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            state, _, group = stat.read().rpartition(b")")[2].split()[:3]
-    except (OSError, ValueError):
-        return False  # exited meanwhile
-    return int(group) == pgid and state not in (b"Z", b"X")
+    return any(
+        pgid in (group, session) and state not in (b"Z", b"X")
+        for state, group, session in _processes()
+    )
 
 
 def terminate_groups(groups: set[int], grace: float) -> None:

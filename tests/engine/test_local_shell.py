@@ -178,6 +178,21 @@ async def test_a_descendant_ignoring_sigterm_is_killed_after_the_main_process_ex
     assert not alive(pid)
 
 
+@pytest.mark.parametrize("stop", ["timeout", "cancel"])
+async def test_jobs_a_script_put_in_groups_of_their_own_are_stopped_with_it(
+    executor: LocalExecutor, tmp_path: Path, stop: str
+) -> None:
+    # `set -m`: each job gets a process group of its own, in the step's session
+    command = "set -m; (echo $BASHPID >> pids; sleep 100) & sleep 100 & echo $! >> pids; wait"
+    request = shell(command, tmp_path, timeout=1.0 if stop == "timeout" else None, grace=2)
+    with anyio.move_on_after(1.0 if stop == "cancel" else 30):
+        result = await executor.run_shell(request, Recorder())
+        assert result.timed_out
+    pids = read_pids(tmp_path / "pids")
+    assert len(pids) == 2
+    assert not [pid for pid in pids if alive(pid)]
+
+
 async def test_cancelling_the_caller_kills_the_group_and_lets_the_cancellation_through(
     executor: LocalExecutor, tmp_path: Path
 ) -> None:
