@@ -49,7 +49,8 @@ class WorkflowParts:
     steps: list[tuple[int, Step]]
     resources: Mapping[str, int] | None = field(default_factory=dict)
     params: Collection[str] = ()
-    env: Collection[str] = ()
+    env: Mapping[str, object] = field(default_factory=dict)
+    """The workflow's `env` (values as given: a salvaged one may hold anything)."""
     invalid_step_names: Collection[str] = ()
     dropped: Mapping[int, frozenset[str]] = field(default_factory=dict)
     """Keys left out of a step because their values were wrong (they count as given)."""
@@ -73,7 +74,7 @@ def check_workflow(workflow: Workflow, source_map: SourceMap | None) -> list[Pro
         steps=list(enumerate(workflow.steps)),
         resources=workflow.resources,
         params=workflow.params.keys(),
-        env=workflow.env.keys(),
+        env=workflow.env,
     )
     return to_problems(check_parts(parts), source_map)
 
@@ -98,6 +99,7 @@ def check_parts(parts: WorkflowParts) -> list[Finding]:
     _check_cycles(parts, graph, findings)
     _check_resources(parts, findings)
     _check_expressions(parts, graph, known, findings)
+    _check_workflow_env(parts, findings)
     _check_param_env_names(parts, findings)
     return findings
 
@@ -366,6 +368,40 @@ def _reference_problems(
                     f"reads steps['{other}'] but does not need '{other}' (directly or through "
                     "other steps), so it could run first; add it to needs"
                 )
+
+
+_WORKFLOW_ENV_NAMES = frozenset({"params", "env", "run", "workflow"})
+"""What the workflow's `env` is rendered with: it is made once, before any step runs."""
+
+
+def _check_workflow_env(parts: WorkflowParts, findings: list[Finding]) -> None:
+    params = set(parts.params)
+    for name, value in parts.env.items():
+        if not isinstance(value, str):
+            continue
+        where, path = f"env.{name}", ("env", name)
+        try:
+            refs = parse_template(value)
+        except ExpressionError as exc:
+            findings.append(Finding(f"{where}: {exc}", path))
+            continue
+        unknown = refs.names - _WORKFLOW_ENV_NAMES - jinja_globals()
+        findings.extend(
+            Finding(
+                f"{where}: '{other}' is not known when the workflow's env is made, before any "
+                f"step runs; it can read {', '.join(sorted(_WORKFLOW_ENV_NAMES))} (a step's "
+                "own env can read more)",
+                path,
+            )
+            for other in sorted(unknown)
+        )
+        for param in sorted(refs.params - params):
+            hint = did_you_mean(param, params) or (
+                f" (declared: {', '.join(sorted(params))})"
+                if params
+                else " (no params are declared)"
+            )
+            findings.append(Finding(f"{where}: unknown param '{param}'{hint}", path))
 
 
 def _check_param_env_names(parts: WorkflowParts, findings: list[Finding]) -> None:

@@ -87,7 +87,7 @@ def _build(data: dict[str, Any], source_map: SourceMap, problems: list[Problem])
         steps=list(enumerate(workflow.steps)),
         resources=workflow.resources,
         params=workflow.params.keys(),
-        env=workflow.env.keys(),
+        env=workflow.env,
     )
     problems.extend(_located(check_parts(parts), data, source_map))
     if problems:
@@ -123,7 +123,7 @@ def _salvage(data: dict[str, Any]) -> WorkflowParts:
         steps=steps,
         resources=resources,
         params=list(params) if isinstance(params, dict) else (),
-        env=list(env) if isinstance(env, dict) else (),
+        env=env if isinstance(env, dict) else {},
         invalid_step_names=invalid,
         dropped=dropped,
     )

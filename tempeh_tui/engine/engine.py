@@ -65,7 +65,7 @@ from tempeh_tui.events import (
 )
 from tempeh_tui.events.bus import EventStream, Subscriber
 from tempeh_tui.graph.build import WorkflowGraph, build_graph
-from tempeh_tui.graph.selection import Selection, not_selected
+from tempeh_tui.graph.selection import Selection, SelectionError, not_selected
 from tempeh_tui.store.base import DecisionRecord, RollbackRecord, RunRecord, Store
 
 if TYPE_CHECKING:
@@ -257,7 +257,7 @@ class WorkflowEngine:
             run_id=run_id or new_run_id(),
             policy=_policy(wf, on_failure, auto_rollback),
             max_concurrency=_concurrency(max_concurrency) or wf.max_concurrency,
-            approvals=Approvals(approve_all, _names(approve)),
+            approvals=_approvals(graph, approve_all, approve),
             wait_for_decision=wait_for_decision,
             decision_timeout=decision_timeout,
             not_selected=off,
@@ -334,7 +334,7 @@ class WorkflowEngine:
                 run_id=record.id,
                 policy=_policy(workflow, on_failure, False),
                 max_concurrency=_concurrency(max_concurrency) or record.max_concurrency or 4,
-                approvals=Approvals(approve_all, _names(approve)),
+                approvals=_approvals(build_graph(workflow), approve_all, approve),
                 reused=plan.reused(),
                 attempts_before={s.name: s.attempts for s in record.steps},
                 probe=plan.probes(),
@@ -589,9 +589,15 @@ def _concurrency(limit: int | None) -> int | None:
     return limit
 
 
-def _names(steps: Iterable[str] | str) -> frozenset[str]:
-    """Step names given as a list, or one name as a string (not its letters)."""
-    return frozenset([steps] if isinstance(steps, str) else steps)
+def _approvals(graph: WorkflowGraph, approve_all: bool, approve: Iterable[str] | str) -> Approvals:
+    """`approve`: step names (a fan-out step, or one instance) as a list, or one name as a
+    string (not its letters). An unknown one is refused: its gate would wait in vain."""
+    names = frozenset([approve] if isinstance(approve, str) else approve)
+    known = [*dict.fromkeys(u.step.name for u in graph), *graph.units]
+    unknown = sorted(names - set(known))
+    if unknown:
+        raise SelectionError("--approve", unknown[0], graph.workflow.name, known)
+    return Approvals(approve_all, names)
 
 
 def _policy(wf: Workflow, on_failure: OnFailure | str | None, auto_rollback: bool) -> OnFailure:

@@ -176,6 +176,25 @@ def test_a_bad_param_is_refused_before_anything_runs(tmp_path: Path) -> None:
     assert not (tmp_path / "ran").exists()
 
 
+def test_approving_a_step_the_workflow_lacks_is_refused_before_anything_runs(
+    tmp_path: Path,
+) -> None:
+    flow = write(
+        tmp_path,
+        """
+        name: gate
+        steps:
+          - {name: build, run: "touch ran"}
+          - {name: ship-it, needs: [build], confirm: "Ship?"}
+        """,
+    )
+    done = tempeh("run", str(flow), "--approve", "ship_it", db=tmp_path / "t.db")
+    assert done.returncode == 2, done.stderr
+    assert "--approve: workflow 'gate' has no step 'ship_it'" in done.stderr
+    assert "did you mean 'ship-it'" in done.stderr
+    assert not (tmp_path / "ran").exists()
+
+
 @pytest.mark.parametrize(
     ("token", "params", "expected"),
     [

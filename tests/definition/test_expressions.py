@@ -200,3 +200,40 @@ def test_the_specs_expressions_all_load() -> None:
         """
     )
     assert [s.name for s in workflow.steps] == ["deploy-region", "smoke", "notify"]
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("{{ params.x ++ }}", ["env.P", "does not parse"]),
+        ("{{ params.nope }}", ["env.P", "unknown param 'nope'", "declared: region"]),
+        ("{{ item }}", ["env.P", "'item' is not known when the workflow's env is made"]),
+        ("{{ steps['a'].status }}", ["'steps' is not known"]),
+    ],
+)
+def test_the_workflows_env_is_checked_before_anything_runs(value: str, words: list[str]) -> None:
+    problem = the_problem(
+        f"""
+        name: w
+        params: {{region: {{default: eu}}}}
+        env:
+          P: "{value}"
+        steps:
+          - {{name: a, run: make}}
+        """
+    )
+    assert_problem(problem, 4, 6, *words)
+
+
+def test_the_workflows_env_may_read_params_env_run_and_the_workflow() -> None:
+    load(
+        """
+        name: w
+        params: {region: {default: eu}}
+        env:
+          R: "{{ params.region }}-{{ run.id }}"
+          S: "{{ env.R }}/{{ workflow.name }}/{{ env.HOME | default('') }}"
+        steps:
+          - {name: a, run: make}
+        """
+    )
