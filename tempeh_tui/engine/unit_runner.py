@@ -187,7 +187,9 @@ class UnitRunner:
             if self.step.until is None:
                 break
             try:
-                done = evaluate(self.step.until, self._scope(outputs, iteration))
+                scope = self._scope(outputs, iteration)
+                scope["outputs"] = _NotYet(outputs)
+                done = evaluate(self.step.until, scope)
             except ExpressionError as exc:
                 return self._failed(self._expression_failure(f"until: {exc}"), outputs)
             if done:
@@ -551,3 +553,11 @@ class UnitRunner:
 
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+class _NotYet(dict[str, str]):
+    """This step's outputs as `until` reads them: one not written yet is empty (None), not an
+    error: `until: "outputs.healthy == 'true'"` loops until a run writes `healthy=true`."""
+
+    def __missing__(self, key: str) -> None:
+        return None

@@ -270,6 +270,21 @@ async def test_until_runs_again_until_the_condition_holds() -> None:
     assert run.result["smoke"].attempts == 1
 
 
+async def test_until_reading_an_output_not_written_yet_runs_again() -> None:
+    # SPEC 1's own example: the output appears only once the service is healthy
+    fake = FakeExecutor({"smoke": [FakeOutcome(), FakeOutcome(outputs={"healthy": "true"})]})
+    run = await run_yaml(
+        """
+        name: w
+        steps:
+          - {name: smoke, run: "true", until: "outputs.healthy == 'true'", max_iterations: 3}
+        """,
+        fake,
+    )
+    assert run.result["smoke"].status is StepStatus.SUCCEEDED
+    assert len(fake.calls) == 2
+
+
 async def test_a_retried_iteration_numbers_attempts_on_and_later_iterations_keep_it() -> None:
     no, yes = FakeOutcome(outputs={"healthy": "false"}), FakeOutcome(outputs={"healthy": "true"})
     fake = FakeExecutor({"smoke": [no, FakeOutcome(exit_code=75), no, yes]})
