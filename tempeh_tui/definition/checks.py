@@ -53,7 +53,8 @@ class WorkflowParts:
     """The workflow's `env` (values as given: a salvaged one may hold anything)."""
     invalid_step_names: Collection[str] = ()
     dropped: Mapping[int, frozenset[str]] = field(default_factory=dict)
-    """Keys left out of a step because their values were wrong (they count as given)."""
+    """Keys left out of a step because their values were wrong (they count as given: a
+    problem of their own is reported, not what their absence would cause)."""
 
 
 def instance_name(step: str, item: object, index: int) -> str:
@@ -319,6 +320,7 @@ def _check_expressions(
                 Finding(f"{where}: {message}", path)
                 for message in _reference_problems(
                     step,
+                    given=parts.dropped.get(index, frozenset()),
                     field_name=str(rel[0]),
                     refs=refs,
                     params=params,
@@ -332,6 +334,7 @@ def _check_expressions(
 def _reference_problems(
     step: Step,
     *,
+    given: frozenset[str],
     field_name: str,
     refs: References,
     params: set[str],
@@ -344,9 +347,9 @@ def _reference_problems(
         yield f"unknown name '{name}'{did_you_mean(name, CONTEXT_NAMES)}; expressions can read " + (
             ", ".join(sorted(CONTEXT_NAMES))
         )
-    if "item" in refs.names and step.for_each is None:
+    if "item" in refs.names and step.for_each is None and "for_each" not in given:
         yield "'item' is only defined in a step with for_each"
-    if "iteration" in refs.names and step.until is None:
+    if "iteration" in refs.names and step.until is None and "until" not in given:
         yield "'iteration' is only defined in a step with until"
     if "outputs" in refs.names and field_name in {"when", "confirm"}:
         yield "'outputs' (this step's) is not known before the step runs; use it in until or verify"

@@ -33,6 +33,7 @@ from tempeh_tui.definition.types import (
     Percent,
     StepName,
     Text,
+    scalar_as_text,
 )
 from tempeh_tui.definition.yaml_reader import SourceMap
 
@@ -298,12 +299,18 @@ class Step(_Frozen):
             return value
         if not value:
             raise ValueError("for_each needs at least one item")
-        for item in value:
+        items = []
+        for position, item in enumerate(value, 1):
             if not isinstance(item, str | int | float | bool | dict):
-                raise ValueError("for_each items must be scalars or mappings")
-        return tuple(
-            str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for v in value
-        )
+                raise ValueError(
+                    f"item {position} is {'empty' if item is None else 'a list'}; "
+                    "items must be text, numbers, booleans or mappings"
+                )
+            try:
+                items.append(scalar_as_text(item))
+            except ValueError as exc:
+                raise ValueError(f"item {position}: {exc}") from None
+        return tuple(items)
 
     @property
     def kind(self) -> Literal["run", "python", "confirm"]:

@@ -27,6 +27,7 @@ __all__ = [
     "format_duration",
     "format_elapsed",
     "parse_duration",
+    "scalar_as_text",
 ]
 
 
@@ -44,6 +45,16 @@ def _text(value: Any) -> Any:
         word = "true" if value else "false"
         raise ValueError(f'expected text, got the boolean {word}; write it in quotes: "{word}"')
     if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+def scalar_as_text(value: Any) -> Any:
+    """A number as the text a process sees (`TEMPEH_ITEM`, instance names), refused where YAML
+    would not read it back as written (`010`, `1.10`, `1_000`); other values as they are."""
+    if isinstance(value, PlainInt | PlainFloat):
+        return _text(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     return value
 

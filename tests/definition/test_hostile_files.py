@@ -74,7 +74,7 @@ def test_nesting_of_exactly_64_levels_is_read(tmp_path: Path) -> None:
     with pytest.raises(WorkflowError) as caught:  # read; only the nested items are invalid
         load_workflow(nested_for_each(tmp_path, 61))
     [problem] = caught.value.problems
-    assert "for_each items must be scalars or mappings" in problem.message
+    assert "items must be text, numbers, booleans or mappings" in problem.message
 
 
 def test_nesting_of_65_levels_is_refused(tmp_path: Path) -> None:

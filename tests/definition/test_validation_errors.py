@@ -744,6 +744,39 @@ def test_a_version_like_number_as_a_param_default_asks_for_quotes() -> None:
     assert_problem(problem, 3, 12, "param 'version'", 'write it in quotes ("1.10")')
 
 
+@pytest.mark.parametrize(
+    ("items", "position", "raw"),
+    [
+        ("[1.10, 1.9]", 1, "1.10"),
+        ("[eu, 010]", 2, "010"),
+        ("[0o17]", 1, "0o17"),
+    ],
+)
+def test_a_number_in_for_each_that_yaml_reads_otherwise_asks_for_quotes(
+    items: str, position: int, raw: str
+) -> None:
+    problem = the_problem(
+        f"""
+        name: shop
+        steps:
+          - {{name: deploy, for_each: {items}, run: 'echo "{{{{ item }}}}"'}}
+        """
+    )
+    assert f"for_each: item {position}" in problem.message
+    assert f'write it in quotes ("{raw}")' in problem.message
+
+
+def test_numbers_in_for_each_that_read_back_as_written_are_items() -> None:
+    workflow = load(
+        """
+        name: shop
+        steps:
+          - {name: deploy, for_each: [1, 2.5, eu], run: make}
+        """
+    )
+    assert workflow.steps[0].for_each == ("1", "2.5", "eu")
+
+
 def test_a_number_that_reads_back_as_written_is_accepted_as_text() -> None:
     workflow = load(
         """
