@@ -106,6 +106,11 @@ def _env_name(value: str) -> str:
             f"'{value}' is not an environment variable name: use letters, digits and _, "
             "not starting with a digit"
         )
+    if value.startswith("TEMPEH_"):
+        raise ValueError(
+            f"'{value}': TEMPEH_* variables are tempeh's own (TEMPEH_RUN_ID, TEMPEH_STEP, "
+            "TEMPEH_PARAM_<NAME>, ...), set for every step; choose another name"
+        )
     return value
 
 

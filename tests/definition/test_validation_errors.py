@@ -914,3 +914,19 @@ def test_an_upper_case_workflow_name_says_what_names_may_hold() -> None:
         """
     )
     assert_problem(problem, 1, 7, "'Shop' is not a valid workflow name", "lower-case")
+
+
+@pytest.mark.parametrize(("where", "line"), [("env", 2), ("step", 4)])
+def test_env_may_not_set_tempehs_own_variables(where: str, line: int) -> None:
+    workflow_env = "env: {TEMPEH_RUN_ID: fake}" if where == "env" else "env: {}"
+    step_env = ", env: {TEMPEH_PARAM_X: fake}" if where == "step" else ""
+    problem = the_problem(
+        f"""
+        name: shop
+        {workflow_env}
+        steps:
+          - {{name: build, run: make{step_env}}}
+        """
+    )
+    assert problem.line == line
+    assert "TEMPEH_* variables are tempeh's own" in problem.message
