@@ -44,6 +44,19 @@ def resolve_params(workflow: Workflow, given: Mapping[str, Any]) -> dict[str, An
             )
     for name, param in declared.items():
         value = given.get(name, param.default)
+        if isinstance(value, str) and _is_boolean(param.default, param.choices):
+            flag = _BOOLEAN_WORDS.get(value.strip().lower())
+            if flag is None:
+                problems.append(
+                    smap.problem(
+                        f"param '{name}' is a boolean, so '{value}' is not a value for it: "
+                        "give true or false",
+                        ("params", name),
+                        key=True,
+                    )
+                )
+                continue
+            value = flag
         if value is None:
             if param.required:
                 problems.append(
@@ -57,10 +70,11 @@ def resolve_params(workflow: Workflow, given: Mapping[str, Any]) -> dict[str, An
                 )
             values[name] = None
             continue
-        if param.choices is not None and str(value) not in {str(c) for c in param.choices}:
+        if param.choices is not None and _shown(value) not in {_shown(c) for c in param.choices}:
             problems.append(
                 smap.problem(
-                    f"param '{name}' is '{value}', expected one of {_choices(param.choices)}",
+                    f"param '{name}' is '{_shown(value)}', expected one of "
+                    f"{_choices(param.choices)}",
                     ("params", name),
                     key=True,
                 )
@@ -71,5 +85,25 @@ def resolve_params(workflow: Workflow, given: Mapping[str, Any]) -> dict[str, An
     return values
 
 
+_BOOLEAN_WORDS = {
+    **dict.fromkeys(("true", "yes", "on", "1"), True),
+    **dict.fromkeys(("false", "no", "off", "0"), False),
+}
+"""What `-p NAME=VALUE` may say for a boolean param (a default or choices of true/false)."""
+
+
+def _is_boolean(default: Any, choices: tuple[Any, ...] | None) -> bool:
+    if choices:
+        return all(isinstance(c, bool) for c in choices)
+    return isinstance(default, bool)
+
+
 def _choices(choices: tuple[Any, ...] | None) -> str:
-    return ", ".join(str(c) for c in choices or ())
+    return ", ".join(_shown(c) for c in choices or ())
+
+
+def _shown(value: Any) -> str:
+    """A value as YAML (and `-p`) writes it: `true`, not `True`."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -298,3 +298,37 @@ def test_the_samples_are_there() -> None:
 def test_every_sample_workflow_validates(sample: Path) -> None:
     workflow = load_workflow(sample)
     assert workflow.steps
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [("false", False), ("False", False), ("no", False), ("0", False), ("true", True), ("on", True)],
+)
+@pytest.mark.parametrize("declared", ["{default: true}", "{default: true, choices: [true, false]}"])
+def test_a_boolean_param_takes_true_or_false_from_the_command_line(
+    declared: str, given: str, expected: bool
+) -> None:
+    workflow = load(
+        f"""
+        name: w
+        params:
+          dry_run: {declared}
+        steps:
+          - {{name: deploy, run: make, when: "not params.dry_run"}}
+        """
+    )
+    assert resolve_params(workflow, {"dry_run": given}) == {"dry_run": expected}
+
+
+def test_a_boolean_param_refuses_other_words() -> None:
+    workflow = load(
+        """
+        name: w
+        params:
+          dry_run: {default: false}
+        steps:
+          - {name: deploy, run: make}
+        """
+    )
+    with pytest.raises(WorkflowError, match="param 'dry_run' is a boolean, so 'maybe'"):
+        resolve_params(workflow, {"dry_run": "maybe"})
