@@ -33,6 +33,7 @@ from tempeh_tui.definition.types import (
     Percent,
     StepName,
     Text,
+    need_step,
     scalar_as_text,
 )
 from tempeh_tui.definition.yaml_reader import SourceMap
@@ -199,37 +200,102 @@ class ResourceLimits(_Frozen):
 
 
 class StepDefaults(_Frozen):
-    """Step keys applied to every step that does not set them itself."""
+    """Step keys (any but `name`, SPEC 1) applied to every step that does not set them itself.
 
-    timeout: Duration | None = None
-    retry: RetryPolicy | None = None
-    resources: dict[Text, Count] | None = None
-    exclusive: bool | None = None
-    idempotent: bool | None = None
-    continue_on_error: bool | None = None
+    What a step "sets" is read with care where keys go together: an action (`run`, `python`)
+    goes only to a step that has none (not to a `python` step, nor to an approval gate);
+    `max_parallel`, `max_iterations` and `interval` only to a step that fans out or loops (with
+    the defaults applied); `needs` not to the steps it names.
+    """
+
+    description: Text | None = None
+    run: Text | None = None
+    python: Annotated[Text, AfterValidator(_python_ref)] | None = None
+    confirm: Text | None = None
+    needs: tuple[NeedName, ...] | None = None
+    when: Text | None = None
     env: dict[EnvName, Text] | None = None
     secrets: tuple[EnvName, ...] | None = None
-    interval: Duration | None = None
+    resources: dict[Text, Count] | None = None
+    exclusive: bool | None = None
+    rollback: RollbackSpec | None = None
+    verify: Text | None = None
+    timeout: Duration | None = None
+    retry: RetryPolicy | None = None
+    idempotent: bool | None = None
+    check: Text | None = None
+    cache: CacheSpec | None = None
+    for_each: tuple[Any, ...] | None = None
     max_parallel: Count | None = None
+    until: Text | None = None
+    max_iterations: Count | None = None
+    interval: Duration | None = None
+    continue_on_error: bool | None = None
     estimate: Duration | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _seed_form(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        out = {STEP_ALIASES.get(k, k): v for k, v in data.items()}
+        if "parallel" in out and isinstance(out["parallel"], bool):
+            out.setdefault("exclusive", not out.pop("parallel"))
+        if isinstance(out.get("needs"), str):
+            out["needs"] = [out["needs"]]
+        return out
+
+    @field_validator("for_each")
+    @classmethod
+    def _items(cls, value: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
+        return _for_each_items(value)
 
     def apply(self, step: Step) -> Step:
         """`step` with these defaults for the keys it does not set (and that apply to it)."""
+        given = step.model_fields_set
         update: dict[str, Any] = {}
-        for key in self.model_fields_set:
+        for key in _DEFAULTS_IN_ORDER:
             value = getattr(self, key)
-            if value is None or key in step.model_fields_set:
+            if value is None or key in given or key not in self.model_fields_set:
                 continue
-            if key == "max_parallel" and step.for_each is None:
+            if key in ("run", "python") and given & {"run", "python", "confirm"}:
                 continue
-            if key == "interval" and step.until is None:
+            if key == "needs":
+                value = tuple(n for n in value if need_step(n) != step.name)
+                if not value:
+                    continue
+            if key == "max_parallel" and update.get("for_each", step.for_each) is None:
+                continue
+            if key in ("interval", "max_iterations") and update.get("until", step.until) is None:
                 continue
             update[key] = value
         return step.model_copy(update=update) if update else step
 
 
+def _for_each_items(value: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
+    """Fan-out items: text, numbers (as the text they were written as), booleans, mappings."""
+    if value is None:
+        return value
+    if not value:
+        raise ValueError("for_each needs at least one item")
+    items = []
+    for position, item in enumerate(value, 1):
+        if not isinstance(item, str | int | float | bool | dict):
+            raise ValueError(
+                f"item {position} is {'empty' if item is None else 'a list'}; "
+                "items must be text, numbers, booleans or mappings"
+            )
+        try:
+            items.append(scalar_as_text(item))
+        except ValueError as exc:
+            raise ValueError(f"item {position}: {exc}") from None
+    return tuple(items)
+
+
 STEP_ALIASES = {"command": "run", "dependencies": "needs"}
 """The seed's step keys and the names they stand for."""
+_DEFAULTS_IN_ORDER = tuple(StepDefaults.model_fields)
+"""The keys `StepDefaults.apply` goes through: `for_each` and `until` before what needs them."""
 
 
 class Step(_Frozen):
@@ -294,23 +360,8 @@ class Step(_Frozen):
 
     @field_validator("for_each")
     @classmethod
-    def _items(cls, value: tuple[Any, ...] | None, info: ValidationInfo) -> tuple[Any, ...] | None:
-        if value is None:
-            return value
-        if not value:
-            raise ValueError("for_each needs at least one item")
-        items = []
-        for position, item in enumerate(value, 1):
-            if not isinstance(item, str | int | float | bool | dict):
-                raise ValueError(
-                    f"item {position} is {'empty' if item is None else 'a list'}; "
-                    "items must be text, numbers, booleans or mappings"
-                )
-            try:
-                items.append(scalar_as_text(item))
-            except ValueError as exc:
-                raise ValueError(f"item {position}: {exc}") from None
-        return tuple(items)
+    def _items(cls, value: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
+        return _for_each_items(value)
 
     @property
     def kind(self) -> Literal["run", "python", "confirm"]:

@@ -26,6 +26,7 @@ __all__ = [
     "Text",
     "format_duration",
     "format_elapsed",
+    "need_step",
     "parse_duration",
     "scalar_as_text",
 ]
@@ -88,6 +89,12 @@ def _step_name(value: str) -> str:
 
 
 _NEED = re.compile(r"(?P<step>.+?)(\[[^\[\]]+\])?")
+
+
+def need_step(value: str) -> str:
+    """The step a need names: `deploy` for `deploy[eu-1]`."""
+    match = _NEED.fullmatch(value)
+    return match.group("step") if match is not None else value
 
 
 def _need_name(value: str) -> str:

@@ -205,6 +205,39 @@ def test_defaults_apply_to_steps_that_do_not_set_the_key_and_not_to_those_that_d
     assert fan.max_parallel == 2
 
 
+def test_defaults_may_give_any_step_key_and_keys_that_go_together_go_together() -> None:
+    workflow = load(
+        """
+        name: shop
+        params: {go: {default: "yes"}}
+        defaults:
+          needs: [preflight]
+          run: ./default.sh
+          rollback: ./undo.sh
+          verify: ./check.sh
+          when: "params.go == 'yes'"
+          until: "outputs.ok == '1'"
+          max_iterations: 3
+          interval: 1s
+          cache: {key: "{{ params.go }}"}
+        steps:
+          - {name: preflight, run: ./preflight.sh}
+          - {name: plain}
+          - {name: py, python: "tools.mod:fn", until: null}
+          - {name: gate, confirm: "Ship?"}
+        """
+    )
+    preflight, plain, py, gate = workflow.steps
+    assert preflight.needs == ()  # not a need of its own
+    assert (plain.needs, plain.run, plain.verify) == (("preflight",), "./default.sh", "./check.sh")
+    assert plain.rollback is not None
+    assert plain.rollback.run == "./undo.sh"
+    assert (plain.until, plain.max_iterations, plain.interval) == ("outputs.ok == '1'", 3, 1.0)
+    assert plain.cache is not None
+    assert (py.run, py.until, py.max_iterations, py.interval) == (None, None, None, None)
+    assert (gate.run, gate.confirm, gate.when) == (None, "Ship?", "params.go == 'yes'")
+
+
 def test_the_seeds_parallel_true_is_not_overridden_by_exclusive_defaults() -> None:
     workflow = load(
         """
