@@ -101,6 +101,7 @@ class PlainView:
     def __init__(self, out: IO[str] | None = None) -> None:
         self._out = out or real_stream(sys.stdout)
         self._started = time.time()
+        self._rollback_started: float | None = None
 
     def _line(self, text: str) -> None:
         self._out.write(text + "\n")
@@ -138,15 +139,16 @@ class PlainView:
             self._line(f"max_concurrency is now {event.max_concurrency}")
         elif isinstance(event, RunFinished):
             counts = ", ".join(f"{n} {s}" for s, n in sorted(event.counts.items()))
-            elapsed = format_elapsed(event.ts - self._started)
+            elapsed = format_elapsed(event.ts - self._started)  # the run's: rollback included
             why = f" ({event.message})" if event.message else ""
-            self._line(f"run {event.run_id} {event.status.value} in {elapsed}: {counts}{why}")
+            counts = f": {counts}" if counts else ""
+            self._line(f"run {event.run_id} {event.status.value} in {elapsed}{counts}{why}")
         else:
             self._rollback(event, name)
 
     def _rollback(self, event: Event, name: str) -> None:
         if isinstance(event, RollbackPlanned):
-            self._started = event.ts
+            self._rollback_started = event.ts
             units = len(event.plan.get("units", ()))
             self._line(f"rollback {event.rollback_id} of run {event.run_id}: {units} steps")
         elif isinstance(event, RollbackStepStarted):
@@ -157,9 +159,10 @@ class PlainView:
             why = f": {event.reason}" if event.reason else ""
             self._line(f"{name} {icon} {event.status.value}{why}")
         elif isinstance(event, RollbackFinished):
-            elapsed = format_elapsed(event.ts - self._started)
+            started = self._rollback_started if self._rollback_started is not None else event.ts
+            elapsed = format_elapsed(event.ts - started)
             why = f" ({event.message})" if event.message else ""
-            self._line(f"run {event.run_id} {event.status.value} in {elapsed}{why}")
+            self._line(f"rollback {event.rollback_id} {event.status.value} in {elapsed}{why}")
 
     def tick(self) -> None:
         self._out.flush()  # the lines since the last tick, in one write (see `_ViewStream`)
