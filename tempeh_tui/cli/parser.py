@@ -212,9 +212,16 @@ def build_parser() -> argparse.ArgumentParser:
     _driving_options(p)
     p.set_defaults(handler=_handler("tempeh_tui.cli.run", "resume"))
 
-    p = sub.add_parser("graph", parents=[common], help="print the dependency graph")
+    p = sub.add_parser(
+        "graph",
+        parents=[common],
+        help="print the dependency graph",
+        description="Print a workflow's dependency graph: as text (the default), Mermaid or DOT.",
+    )
     p.add_argument("file", metavar="FILE")
-    p.add_argument("--format", choices=["mermaid", "dot", "text"], default="text")
+    p.add_argument(
+        "--format", choices=["mermaid", "dot", "text"], default="text", help="default: text"
+    )
     p.set_defaults(handler=_handler("tempeh_tui.cli.definition", "graph"))
 
     p = sub.add_parser(
@@ -224,7 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="List the stored runs, newest first.",
     )
     p.add_argument("--json", action="store_true", help="print a list of run objects")
-    p.add_argument("--limit", type=_positive, default=20, metavar="N", help="at most N runs")
+    p.add_argument(
+        "--limit", type=_positive, default=20, metavar="N", help="at most N runs (default 20)"
+    )
     p.set_defaults(handler=_handler("tempeh_tui.cli.history", "runs"))
 
     p = sub.add_parser(

@@ -14,7 +14,7 @@ __all__ = ["DURATION_HELP", "format_duration", "format_elapsed", "parse_duration
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNITS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-DURATION_HELP: Final = "a duration such as 500ms, 30s, 5m, 1h, 1m30s or a number of seconds"
+DURATION_HELP: Final = "a duration such as 500ms, 30s, 5m, 1h, 2d, 1m30s or a number of seconds"
 
 
 def parse_duration(value: object) -> float:

@@ -84,7 +84,10 @@ def jinja_globals() -> frozenset[str]:
 
 
 def _syntax_message(exc: TemplateSyntaxError, source: str) -> str:
-    return f"expression does not parse: {exc.message} in '{source.strip()}'"
+    message = exc.message or "syntax error"
+    if "')'" in message and ")" not in source:  # the parenthesis jinja wraps expressions in
+        message = "unexpected end of the expression"
+    return f"expression does not parse: {message} in '{source.strip()}'"
 
 
 def _references(tree: nodes.Node) -> References:

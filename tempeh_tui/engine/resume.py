@@ -137,7 +137,7 @@ def stored_workflow(run: RunRecord) -> Workflow:
     if workflow.fingerprint() != run.definition_hash:
         raise StoreError(
             f"run {run.id}: the stored definition does not match its hash; "
-            "the store was changed outside tempeh, refusing to resume"
+            "the store was changed outside tempeh; refusing to act on it"
         )
     return workflow
 
