@@ -10,13 +10,15 @@ import argparse
 import json
 import signal
 import sys
+import time
 from collections.abc import Callable
 
 import anyio
 
 from tempeh_tui.cli.headless import HeadlessView, choose_view, json_notice
 from tempeh_tui.engine.rollback import RollbackManager, RollbackPlan, RollbackResult
-from tempeh_tui.store import open_store
+from tempeh_tui.store import RunLocked, RunRecord, open_store
+from tempeh_tui.store.lease import judge
 
 __all__ = ["print_plan", "rollback"]
 
@@ -38,6 +40,8 @@ def _steps(text: str | None) -> list[str] | None:
 
 async def _rollback(args: argparse.Namespace) -> int:
     async with open_store(args.db) as store:
+        if not args.plan:  # before a plan that would call its running compensations in doubt
+            _refuse_if_driven(await store.get_run(args.run))
         manager = RollbackManager(store)
         plan = await manager.plan_rollback(args.run, _steps(args.steps))
         print_plan(plan, as_json=bool(args.json), full=bool(args.plan))
@@ -56,6 +60,14 @@ async def _rollback(args: argparse.Namespace) -> int:
             return await _execute(manager, plan, view.tick)
         finally:
             view.close()
+
+
+def _refuse_if_driven(run: RunRecord) -> None:
+    """Another live process drives the run (its own rollback, or the run itself): refused at
+    once, naming it. (`execute_rollback` would refuse too, once it asks for the lease.)"""
+    now = time.time()
+    if run.lease is not None and judge(run.lease, now) == "alive":
+        raise RunLocked(run.id, run.lease, now)
 
 
 async def _execute(manager: RollbackManager, plan: RollbackPlan, tick: Callable[[], None]) -> int:

@@ -127,3 +127,38 @@ def test_a_failing_compensation_exits_4(tmp_path: Path, capsys: pytest.CaptureFi
     assert lines[-1]["type"] == "rollback_finished"
     assert lines[-1]["status"] == "rollback_failed"
     assert compensated(ledger) == []  # migrate stays: what needed it could not be undone
+
+
+def test_a_run_another_live_process_drives_is_refused_before_any_plan(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+    import sqlite3
+    import time
+
+    from tempeh_tui.store.lease import process_start_time
+
+    db, run_id, ledger = make_run(tmp_path)
+    driver = os.getppid()  # alive, and not this process: as another `tempeh` would be
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "UPDATE runs SET holder_pid = ?, holder_host = ?, holder_started = ?, leased_at = ?,"
+            " heartbeat = ? WHERE id = ?",
+            (
+                driver,
+                os.uname().nodename,
+                process_start_time(driver),
+                time.time(),
+                time.time(),
+                run_id,
+            ),
+        )
+    conn.close()
+
+    assert main(["rollback", run_id, "--yes", "--db", db]) == 2
+
+    captured = capsys.readouterr()
+    assert f"run {run_id} is driven by pid {driver}" in captured.err
+    assert "in doubt" not in captured.out + captured.err
+    assert "deploy" not in captured.out  # no plan printed first
+    assert compensated(ledger) == []
