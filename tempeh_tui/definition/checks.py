@@ -40,6 +40,8 @@ class Finding:
     message: str
     path: DocPath
     key: bool = False
+    at: tuple[str, int] | None = None
+    """The value's text and the offset in it the problem is at (see `SourceMap.problem`)."""
 
 
 @dataclass
@@ -82,7 +84,7 @@ def check_workflow(workflow: Workflow, source_map: SourceMap | None) -> list[Pro
 
 def to_problems(findings: Sequence[Finding], source_map: SourceMap | None) -> list[Problem]:
     smap = source_map or SourceMap("<workflow>")
-    return [smap.problem(f.message, f.path, key=f.key) for f in findings]
+    return [smap.problem(f.message, f.path, key=f.key, at=f.at) for f in findings]
 
 
 def check_parts(parts: WorkflowParts) -> list[Finding]:
@@ -298,21 +300,20 @@ def _step_texts(step: Step) -> Iterator[tuple[str, tuple[str, ...], str]]:
 def _check_expressions(
     parts: WorkflowParts, graph: _NeedGraph, known: set[str], findings: list[Finding]
 ) -> None:
-    ancestors_cache: dict[str, set[str]] = {}
+    cache: dict[str, set[str]] = {}
     params = set(parts.params)
     for index, step in parts.steps:
         for kind, rel, text in _step_texts(step):
             path: DocPath = ("steps", index, *rel)
             where = f"step '{step.name}': {'.'.join(rel)}"
+            if kind == "shell":
+                found = _shell_problems(
+                    step, index, rel, text, parts=parts, graph=graph, known=known, cache=cache
+                )
+                findings.extend(found)
+                continue
             try:
-                if kind == "shell":
-                    refs = References()
-                    for expr in parse_shell_template(text).expressions:
-                        refs = refs | parse_expression(expr)
-                elif kind == "expression":
-                    refs = parse_expression(text)
-                else:
-                    refs = parse_template(text)
+                refs = parse_expression(text) if kind == "expression" else parse_template(text)
             except ExpressionError as exc:
                 findings.append(Finding(f"{where}: {exc}", path))
                 continue
@@ -326,9 +327,49 @@ def _check_expressions(
                     params=params,
                     known=known,
                     graph=graph,
-                    ancestors_cache=ancestors_cache,
+                    ancestors_cache=cache,
                 )
             )
+
+
+def _shell_problems(
+    step: Step,
+    index: int,
+    rel: tuple[str, ...],
+    text: str,
+    *,
+    parts: WorkflowParts,
+    graph: _NeedGraph,
+    known: set[str],
+    cache: dict[str, set[str]],
+) -> Iterator[Finding]:
+    """A shell command's problems, each at its `{{ }}` (a line inside a `run: |` block)."""
+    path: DocPath = ("steps", index, *rel)
+    where = f"step '{step.name}': {'.'.join(rel)}"
+    try:
+        template = parse_shell_template(text)
+    except ExpressionError as exc:
+        yield Finding(f"{where}: {exc}", path, at=_at(text, exc.offset))
+        return
+    seen: set[str] = set()
+    for expr, offset in zip(template.expressions, template.offsets, strict=True):
+        for message in _reference_problems(
+            step,
+            given=parts.dropped.get(index, frozenset()),
+            field_name=str(rel[0]),
+            refs=parse_expression(expr),
+            params=set(parts.params),
+            known=known,
+            graph=graph,
+            ancestors_cache=cache,
+        ):
+            if message not in seen:  # the same unknown name twice: said once, where first
+                seen.add(message)
+                yield Finding(f"{where}: {message}", path, at=(text, offset))
+
+
+def _at(text: str, offset: int | None) -> tuple[str, int] | None:
+    return (text, offset) if offset is not None else None
 
 
 def _reference_problems(

@@ -39,7 +39,12 @@ _TEMPLATE_EXPR = re.compile(r"\{\{((?:[^}'\"]|'[^']*'|\"[^\"]*\"|\}(?!\}))*)\}\}
 
 
 class ExpressionError(ValueError):
-    """An expression or template that does not parse, or reads a name that does not exist."""
+    """An expression or template that does not parse, or reads a name that does not exist.
+    `offset`: where in the text it was found in (a shell command), if known."""
+
+    def __init__(self, message: str, offset: int | None = None) -> None:
+        super().__init__(message)
+        self.offset = offset
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,10 @@ def _build(data: dict[str, Any], source_map: SourceMap, problems: list[Problem])
 
 
 def _located(findings: list[Finding], data: dict[str, Any], source_map: SourceMap) -> list[Problem]:
-    return [source_map.problem(f.message, _source_path(f.path, data), key=f.key) for f in findings]
+    return [
+        source_map.problem(f.message, _source_path(f.path, data), key=f.key, at=f.at)
+        for f in findings
+    ]
 
 
 def _salvage(data: dict[str, Any]) -> WorkflowParts:

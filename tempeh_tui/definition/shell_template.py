@@ -56,6 +56,8 @@ class ShellTemplate:
     literals: tuple[str, ...]  # one more than expressions
     expressions: tuple[str, ...]
     quoting: tuple[Quoting, ...]
+    offsets: tuple[int, ...] = ()
+    """Where each `{{` stands in the command (for errors that point into a long script)."""
 
     def render(self, values: Sequence[str], prefix: str = "TEMPEH_X") -> tuple[str, dict[str, str]]:
         """The command with variable references, and the environment that holds the values."""
@@ -85,33 +87,40 @@ class ShellTemplate:
 
 
 def parse_shell_template(command: str) -> ShellTemplate:
-    """Split `command`; raise ExpressionError for expressions the shell would not expand."""
+    """Split `command`; raise ExpressionError (with its `offset`) for expressions the shell
+    would not expand, or that do not parse."""
     literals: list[str] = []
     expressions: list[str] = []
     quoting: list[Quoting] = []
+    offsets: list[int] = []
     scanner = _QuoteScanner()
     pos = 0
     for match in template_expressions(command):
         literal = command[pos : match.start()]
-        _refuse_statements(literal)
+        _refuse_statements(literal, pos)
         scanner.feed(literal)
         state = scanner.state
         expr = match.group(1).strip()
         if state in _FORBIDDEN:
             raise ExpressionError(
                 f"'{{{{ {expr} }}}}' is {_FORBIDDEN[state]}; "
-                "use double quotes or no quotes around it"
+                "use double quotes or no quotes around it",
+                match.start(),
             )
-        parse_expression(expr)
+        try:
+            parse_expression(expr)
+        except ExpressionError as exc:
+            raise ExpressionError(str(exc), match.start()) from None
         literals.append(literal)
         expressions.append(expr)
         quoting.append(state)
+        offsets.append(match.start())
         pos = match.end()
     tail = command[pos:]
-    _refuse_statements(tail)
+    _refuse_statements(tail, pos)
     literals.append(tail)
-    _refuse_arithmetic(literals, expressions)
-    return ShellTemplate(tuple(literals), tuple(expressions), tuple(quoting))
+    _refuse_arithmetic(literals, expressions, offsets)
+    return ShellTemplate(tuple(literals), tuple(expressions), tuple(quoting), tuple(offsets))
 
 
 _ARITH_OPERATOR = re.compile(r"(^|\s)-(eq|ne|lt|le|gt|ge)(\s|$)")
@@ -140,7 +149,7 @@ _SUBSTRING = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?:\[[^]]*\])?:(?![-=?+])[^}
 _COMPOUND_ARRAY = re.compile(r"=\([^)]*\[$")
 
 
-def _refuse_arithmetic(literals: list[str], expressions: list[str]) -> None:
+def _refuse_arithmetic(literals: list[str], expressions: list[str], offsets: list[int]) -> None:
     """Refuse `{{ }}` where bash evaluates a variable's value as arithmetic.
 
     There even a quoted `${X}` is evaluated as code (`X='a[$(cmd)]'; $((X))` runs cmd): inside
@@ -156,13 +165,14 @@ def _refuse_arithmetic(literals: list[str], expressions: list[str]) -> None:
         places.append((len(text), expr))
         text += "0"  # stands for the value: a word, not an operator
     text += literals[-1]
-    for offset, expr in places:
+    for (offset, expr), found_at in zip(places, offsets, strict=True):
         context = _arith_context(text, offset)
         if context is not None:
             raise ExpressionError(
                 f"'{{{{ {expr} }}}}' is in {context}, where bash evaluates a value as "
                 "code even from a variable; compare with [ ] (test) instead, or check that "
-                "the value is a number first (or pass a variable name literally)"
+                "the value is a number first (or pass a variable name literally)",
+                found_at,
             )
 
 
@@ -220,12 +230,13 @@ def _subscript_opens(text: str, i: int) -> bool:
     return before.isalnum() or before in ("_", "(") or bool(_COMPOUND_ARRAY.search(text, 0, i + 1))
 
 
-def _refuse_statements(literal: str) -> None:
+def _refuse_statements(literal: str, at: int) -> None:
     for opener in ("{{", "{%"):
         if opener in literal:
             raise ExpressionError(
                 f"unclosed or unsupported '{opener}' in a shell command; "
-                "only {{ expression }} is allowed there"
+                "only {{ expression }} is allowed there",
+                at + literal.index(opener),
             )
 
 

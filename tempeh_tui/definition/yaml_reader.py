@@ -83,6 +83,9 @@ class SourceMap:
     source: str
     values: dict[DocPath, tuple[int, int]] = field(default_factory=dict)
     keys: dict[DocPath, tuple[int, int]] = field(default_factory=dict)
+    blocks: dict[DocPath, tuple[int, int]] = field(default_factory=dict)
+    """Literal block scalars (`run: |`): the line their text starts on, and its indent. Their
+    lines are the file's lines, so a place in the text is a place in the file."""
 
     def locate(self, path: DocPath, *, key: bool = False) -> tuple[int, int] | None:
         """The position of `path`, or of the nearest enclosing value that has one."""
@@ -94,7 +97,21 @@ class SourceMap:
                 return found
         return None
 
-    def problem(self, message: str, path: DocPath, *, key: bool = False) -> Problem:
+    def problem(
+        self,
+        message: str,
+        path: DocPath,
+        *,
+        key: bool = False,
+        at: tuple[str, int] | None = None,
+    ) -> Problem:
+        """`at`: the value's text and an offset in it, to point inside a literal block."""
+        block = self.blocks.get(path) if at is not None else None
+        if block is not None and at is not None:
+            text, offset = at
+            line_start = text.rfind("\n", 0, offset) + 1
+            line = block[0] + text.count("\n", 0, offset)
+            return Problem(message, self.source, line, block[1] + offset - line_start + 1)
         where = self.locate(path, key=key)
         if where is None:
             return Problem(message, self.source, path=format_path(path) or None)
@@ -170,7 +187,7 @@ def read_yaml_text(text: str, source: str = "<string>") -> YamlDocument:
         raise WorkflowError.single(f"text is over {MAX_FILE_BYTES // 1048576} MB", source)
     if "\0" in text:
         raise WorkflowError.single("binary data (a NUL character); expected YAML text", source)
-    builder = _Builder(source)
+    builder = _Builder(source, text)
     try:
         for event in yaml.parse(text, Loader=_Parser):
             builder.feed(event)
@@ -201,8 +218,10 @@ class _Frame:
 
 
 class _Builder:
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, text: str = "") -> None:
         self.source_map = SourceMap(source)
+        self._text = text
+        self._lines: list[str] | None = None  # split on the first literal block
         self.problems: list[Problem] = []
         self.result: Any = None
         self._stack: list[_Frame] = []
@@ -233,6 +252,8 @@ class _Builder:
                 self._take_key(frame, event.value, event.style, pos)
                 return
             value = self._scalar(event, pos)
+            if event.style == "|" and self._text:
+                self._note_block(mark.line + 1)
             self._place(value, 1, pos, event.anchor)
         elif isinstance(event, yaml.AliasEvent):
             anchored = self._anchors.get(event.anchor or "")
@@ -278,6 +299,17 @@ class _Builder:
             if isinstance(frame.container, dict):
                 self._apply_merges(frame)
             self._place(frame.container, frame.size, None, frame.anchor, registered=True)
+
+    def _note_block(self, first: int) -> None:
+        """A literal block's text starts on the line after its `|` (0-based `first`), indented
+        as its first line that is not blank."""
+        if self._lines is None:
+            self._lines = self._text.splitlines()
+        for line in self._lines[first : first + 200]:
+            if line.strip():
+                indent = len(line) - len(line.lstrip(" "))
+                self.source_map.blocks[self._child_path()] = (first + 1, indent)
+                return
 
     def _child_path(self) -> DocPath:
         if not self._stack:

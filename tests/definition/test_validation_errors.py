@@ -930,3 +930,36 @@ def test_env_may_not_set_tempehs_own_variables(where: str, line: int) -> None:
     )
     assert problem.line == line
     assert "TEMPEH_* variables are tempeh's own" in problem.message
+
+
+def test_problems_inside_a_run_block_point_at_their_own_line_and_column() -> None:
+    problems = problems_in(
+        """
+        name: shop
+        params: {version: {default: "1"}}
+        steps:
+          - name: build
+            run: |
+              echo start
+              ./build.sh "{{ params.versoin }}"
+              echo again {{ params.versoin }} {{ params.nope }}
+        """
+    )
+    assert [(p.line, p.col) for p in problems] == [(7, 19), (8, 39)]
+    assert "unknown param 'versoin' (did you mean 'version'?)" in problems[0].message
+    assert "unknown param 'nope'" in problems[1].message
+
+
+def test_a_quoting_problem_inside_a_run_block_points_at_its_line() -> None:
+    problem = the_problem(
+        """
+        name: shop
+        params: {version: {default: "1"}}
+        steps:
+          - name: build
+            run: |
+              echo start
+              echo '{{ params.version }}'
+        """
+    )
+    assert_problem(problem, 7, 13, "inside single quotes")
