@@ -21,6 +21,7 @@ import dataclasses
 import functools
 import importlib
 import inspect
+import os
 import queue
 import shutil
 import sys
@@ -28,6 +29,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
+from types import TracebackType
 from typing import Any, TypeVar
 
 import anyio
@@ -36,6 +38,7 @@ import anyio.lowlevel
 from tempeh_tui.engine.executor import ExecResult, ExecutionObserver, PythonRequest, ShellRequest
 from tempeh_tui.engine.outputs import is_output_key
 from tempeh_tui.engine.python_output import StepPrints, redirect_std_streams
+from tempeh_tui.engine.rendering import as_text
 from tempeh_tui.engine.shell_process import Mailbox, ShellRun
 
 __all__ = ["LocalExecutor"]
@@ -90,7 +93,9 @@ class LocalExecutor:
             with prints:  # what the step prints (importing it, too) is its log
                 try:
                     target = self._resolve(request.target, request.search_path)
-                except Exception as exc:  # importing user code runs user code
+                except asyncio.CancelledError:
+                    raise
+                except BaseException as exc:  # importing user code runs it
                     result = _raised(exc)
                 else:
                     result = await self._call(target, request)
@@ -101,6 +106,9 @@ class LocalExecutor:
         await prints.flush()
         if prints.error is not None:
             raise prints.error
+        if result.traceback:  # where it failed, after what it printed (its error says what)
+            for line in result.traceback.rstrip("\n").splitlines():
+                observer.output("stderr", line)
         return dataclasses.replace(result, duration=time.monotonic() - started)
 
     async def _call(self, target: _Target, request: PythonRequest) -> ExecResult:
@@ -245,26 +253,32 @@ def _in_thread(
 
 
 def _call_user(function: Callable[[Any], Any], context: Any) -> object:
-    """Run a sync callable (in a worker thread); an exception becomes a failed result."""
+    """Run a sync callable (in a worker thread); whatever it raises becomes a failed result
+    (a KeyboardInterrupt or another BaseException too: in a worker thread it is the step's)."""
     try:
         return function(context)
-    except (Exception, SystemExit) as exc:
+    except BaseException as exc:  # user code: all it raises is the step's
         return _raised(exc)
 
 
 async def _call_user_async(function: Callable[[Any], Any], context: Any) -> object:
-    """Await an async callable on the loop; an exception becomes a failed result."""
+    """Await an async callable on the loop; whatever it raises becomes a failed result, but
+    a cancellation (the step's timeout, the run stopping), which is tempeh's."""
     try:
         return await function(context)
-    except (Exception, SystemExit) as exc:
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:  # user code: all it raises is the step's
         return _raised(exc)
 
 
 async def _await_user(awaitable: Any) -> object:
-    """Await what a sync callable returned (a coroutine, say); an exception becomes a result."""
+    """Await what a sync callable returned (a coroutine, say), as `_call_user_async`."""
     try:
         return await awaitable
-    except (Exception, SystemExit) as exc:
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:  # user code: all it raises is the step's
         return _raised(exc)
 
 
@@ -273,7 +287,7 @@ def _raised(exc: BaseException) -> ExecResult:
     if isinstance(exc, SystemExit) and (exc.code is None or isinstance(exc.code, int)):
         code = exc.code or 0
         return ExecResult(exit_code=code, error=f"SystemExit: {code}" if code else None)
-    frames = exc.__traceback__.tb_next if exc.__traceback__ else None  # drop our own frame
+    frames = _user_frames(exc.__traceback__)
     message = str(exc).strip().splitlines()
     return ExecResult(
         exit_code=1,
@@ -282,8 +296,26 @@ def _raised(exc: BaseException) -> ExecResult:
     )
 
 
+_OWN_FILES = (
+    os.path.dirname(os.path.dirname(__file__)) + os.sep,
+    os.path.dirname(importlib.__file__ or ""),
+)
+
+
+def _user_frames(tb: TracebackType | None) -> TracebackType | None:
+    """The traceback from the first frame of user code on: not tempeh's frames, nor the
+    import machinery's (an error while importing the step's module starts at its line)."""
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if not (name.startswith(_OWN_FILES) or name.startswith("<frozen importlib")):
+            return tb
+        tb = tb.tb_next
+    return None
+
+
 def _returned(value: object) -> ExecResult:
-    """A python step's return value as outputs: None or a mapping; values become strings."""
+    """A python step's return value as outputs: None or a mapping; values become the text a
+    process would see (`None` empty, booleans `true`/`false`, lists and mappings JSON)."""
     if value is None:
         return ExecResult(exit_code=0)
     if not isinstance(value, Mapping):
@@ -292,7 +324,7 @@ def _returned(value: object) -> ExecResult:
             error=f"the step returned a {type(value).__name__}; "
             "a python step returns a mapping of outputs or None",
         )
-    outputs = {str(key): str(item) for key, item in value.items()}
+    outputs = {str(key): as_text(item) for key, item in value.items()}
     for key in outputs:
         if not is_output_key(key):
             return ExecResult(

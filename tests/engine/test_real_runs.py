@@ -13,7 +13,7 @@ from tempeh_tui.definition import parse_workflow
 from tempeh_tui.engine.engine import WorkflowEngine
 from tempeh_tui.engine.local_executor import LocalExecutor
 from tempeh_tui.engine.results import RunResult
-from tempeh_tui.events import Event, StepOutput
+from tempeh_tui.events import Event, StepOutput, StepStatus
 
 pytestmark = pytest.mark.anyio
 
@@ -184,6 +184,75 @@ async def test_a_missing_secret_stops_the_run_before_anything_starts(tmp_path: P
 
 def write_module(path: Path, text: str) -> None:
     path.write_text(textwrap.dedent(text))
+
+
+async def test_whatever_a_python_step_raises_fails_that_step_with_its_traceback_in_its_log(
+    tmp_path: Path,
+) -> None:
+    write_module(
+        tmp_path / "raisers.py",
+        """
+        class Boom(BaseException):
+            pass
+
+        def base(ctx):
+            raise Boom("boom")
+
+        def interrupt(ctx):
+            raise KeyboardInterrupt()
+
+        async def interrupt_async(ctx):
+            raise KeyboardInterrupt()
+        """,
+    )
+    write_module(tmp_path / "broken.py", "import no_such_module_here\n\ndef f(ctx):\n    pass\n")
+    result, lines = await run_real(
+        tmp_path,
+        """
+        name: w
+        on_failure: continue
+        steps:
+          - {name: base, python: "raisers:base"}
+          - {name: interrupt, python: "raisers:interrupt"}
+          - {name: interrupt-async, python: "raisers:interrupt_async"}
+          - {name: broken, python: "broken:f"}
+          - {name: after, needs: [base], run: "true"}
+        """,
+    )
+    assert {n: u.status for n, u in result.units.items()} == {
+        "base": StepStatus.FAILED,
+        "interrupt": StepStatus.FAILED,
+        "interrupt-async": StepStatus.FAILED,
+        "broken": StepStatus.FAILED,
+        "after": StepStatus.SKIPPED,
+    }
+    assert result["base"].reason is not None
+    assert result["base"].reason.startswith("Boom: boom")
+    assert f'base:   File "{tmp_path / "raisers.py"}", line 6, in base' in lines
+    # an error importing the module starts at its own line, not in the import machinery
+    broken = [line for line in lines if line.startswith("broken: ")]
+    assert broken[:3] == [
+        "broken: Traceback (most recent call last):",
+        f'broken:   File "{tmp_path / "broken.py"}", line 1, in <module>',
+        "broken:     import no_such_module_here",
+    ]
+
+
+async def test_a_python_steps_outputs_are_the_text_a_process_would_see(tmp_path: Path) -> None:
+    write_module(
+        tmp_path / "values.py",
+        """
+        def f(ctx):
+            return {"none": None, "flag": True, "count": 3, "meta": {"version": "1.0"}}
+        """,
+    )
+    result, _ = await run_real(tmp_path, "name: w\nsteps:\n  - {name: v, python: 'values:f'}\n")
+    assert result["v"].outputs == {
+        "none": "",
+        "flag": "true",
+        "count": "3",
+        "meta": '{"version": "1.0"}',
+    }
 
 
 async def test_a_python_step_gets_its_context_and_returns_outputs(tmp_path: Path) -> None:
