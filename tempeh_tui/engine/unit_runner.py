@@ -278,8 +278,11 @@ class UnitRunner:
                 step=self.unit.name,
                 attempt=attempt,
                 params=scope["params"],  # a retry's changed params included
-                env=scope["env"],
-                steps={n: self.s.scope.results[n].view() for n in self._needs_done()},
+                # as a shell step's process gets it, TEMPEH_* included (SPEC 1)
+                env=self.s.scope.process_env(
+                    self.unit, scope, attempt=attempt, iteration=iteration, output_file=None
+                ),
+                steps=self._needed_steps(scope),
                 outputs=dict(outputs),
                 item=self.unit.item,
                 iteration=iteration,
@@ -387,6 +390,13 @@ class UnitRunner:
 
     def _scope(self, outputs: Mapping[str, str], iteration: int) -> dict[str, Any]:
         return self.s.scope.expression_scope(self.unit, outputs=outputs, iteration=iteration)
+
+    def _needed_steps(self, scope: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+        """`steps` of a Python step: what `steps[...]` gives its expressions, for each step it
+        needs as written (a fan-out step as a whole) and each unit it needs."""
+        view = scope["steps"]
+        names = dict.fromkeys([*self.step.needs, *self._needs_done()])
+        return {name: view[name] for name in names if name in view}
 
     def _needs_done(self) -> list[str]:
         return [n for n in self.s.scope.graph.needs(self.unit.name) if n in self.s.scope.results]

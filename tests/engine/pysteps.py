@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-import time
+import threading
 from typing import Any
 
 import anyio
@@ -24,8 +24,11 @@ async def slow_async(context: StepContext) -> None:
     await anyio.sleep(30)
 
 
+SLOW_SYNC_MAY_END = threading.Event()
+
+
 def slow_sync(context: StepContext) -> None:
-    time.sleep(1.5)
+    SLOW_SYNC_MAY_END.wait(1.5)
 
 
 def fail(context: StepContext) -> None:

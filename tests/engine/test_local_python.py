@@ -6,11 +6,13 @@ import sys
 import time
 from pathlib import Path
 
+import anyio
 import pytest
 
 from tempeh_tui.engine.context import StepContext
 from tempeh_tui.engine.executor import PythonRequest
 from tempeh_tui.engine.local_executor import LocalExecutor
+from tempeh_tui.engine.python_output import real_stream
 
 from .support import Recorder
 
@@ -112,11 +114,19 @@ async def test_an_async_function_is_stopped_at_its_timeout(executor: LocalExecut
 async def test_a_sync_function_is_reported_timed_out_at_its_deadline(
     executor: LocalExecutor,
 ) -> None:
+    from tests.engine import pysteps
+
+    pysteps.SLOW_SYNC_MAY_END.clear()
     started = time.monotonic()
     result = await executor.call_python(call("tests.engine.pysteps:slow_sync", 0.2), Recorder())
 
     assert result.timed_out
     assert time.monotonic() - started < 1.2  # the thread itself sleeps 1.5 s, unseen
+    # let it end: until it does, it holds the std streams redirected (see python_output),
+    # which the next test would meet
+    pysteps.SLOW_SYNC_MAY_END.set()
+    while real_stream(sys.stdout) is not sys.stdout:  # noqa: ASYNC110 - nothing to wait on
+        await anyio.sleep(0.01)
 
 
 async def test_modules_are_found_in_the_search_path_and_imported_once(

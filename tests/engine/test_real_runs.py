@@ -255,6 +255,37 @@ async def test_a_python_steps_outputs_are_the_text_a_process_would_see(tmp_path:
     }
 
 
+async def test_a_fan_in_python_step_sees_steps_as_expressions_do_and_tempehs_variables(
+    tmp_path: Path,
+) -> None:
+    write_module(
+        tmp_path / "fan.py",
+        """
+        def gather(ctx):
+            deploy = ctx.steps["deploy"]  # the fan-out step as a whole, as steps['deploy']
+            urls = ",".join(v["url"] for v in deploy["outputs"].values())
+            return {"urls": urls, "step": ctx.env["TEMPEH_STEP"], "run": ctx.env["TEMPEH_RUN_ID"]}
+        """,
+    )
+    result, lines = await run_real(
+        tmp_path,
+        """
+        name: w
+        steps:
+          - name: deploy
+            for_each: [eu-1, us-1]
+            run: echo "url=http://{{ item }}" >> "$TEMPEH_OUTPUT"
+          - {name: gather, needs: [deploy], python: "fan:gather"}
+        """,
+    )
+    assert result.succeeded, lines
+    assert result["gather"].outputs == {
+        "urls": "http://eu-1,http://us-1",
+        "step": "gather",
+        "run": result.run_id,
+    }
+
+
 async def test_a_python_step_gets_its_context_and_returns_outputs(tmp_path: Path) -> None:
     write_module(
         tmp_path / "release_tools.py",
