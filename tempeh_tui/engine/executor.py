@@ -7,7 +7,7 @@ every engine behaviour (ordering, limits, retries, timeouts) is testable without
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -37,6 +37,11 @@ class ShellRequest:
     grace: float = DEFAULT_GRACE
     output_file: str | None = None
     """The file named by $TEMPEH_OUTPUT: the executor parses it after the process exits."""
+    pace: Callable[[], bool] | None = None
+    """Called by the thread that reads the output, between batches of lines: True if there is
+    room for more, else False after waiting a moment; the reader asks again (and the step
+    waits on its full pipe) until there is room, or the step is stopped or times out. So
+    memory stays bounded however fast a step prints."""
 
 
 @dataclass(frozen=True)

@@ -397,7 +397,12 @@ class _Rollback:
         env.update(values)
         env["TEMPEH_ROLLBACK_ID"] = self.rollback_id
         request = ShellRequest(
-            rendered, env, _workdir(self.record), timeout=limit, grace=self.grace
+            rendered,
+            env,
+            _workdir(self.record),
+            timeout=limit,
+            grace=self.grace,
+            pace=self.store.wait_for_room,
         )
         observer = _Observer(self.bus, unit.name, attempt, self.masker, self.process_groups)
         await self.store.hold_lease(self.record.id)  # still this process's run to act on

@@ -32,6 +32,7 @@ MAX_OUTPUT_FILE_BYTES = 1024 * 1024
 
 _READ_SIZE = MAX_LINE_BYTES  # a whole pipe buffer per read
 _MAX_PENDING_CHARS = 1024 * 1024  # output waiting for the loop before the reader pauses
+_MAX_PENDING_LINES = 10_000  # ... or lines (short ones weigh more as events than as text)
 _BACKPRESSURE_SECONDS = 0.005  # how often a paused reader looks again
 _FINAL_DRAIN_BYTES = 1024 * 1024  # read at most this much once the main process has exited
 _ANNOUNCE_SECONDS = 0.02  # the longest a pid waits for a delivery to travel with
@@ -51,8 +52,9 @@ class Mailbox:
     The worker appends under a lock and schedules a delivery only when none is pending, so a
     burst of output costs one loop wake-up. A delivery hands over at most `DELIVERY_LINES` and
     leaves the rest to the next loop iteration, so a flood never holds the loop for long. When
-    the loop falls behind by `_MAX_PENDING_CHARS`, the worker waits: the pipe fills and the
-    step slows down instead of memory growing.
+    the loop falls behind by `_MAX_PENDING_CHARS` or `_MAX_PENDING_LINES`, the worker waits:
+    the pipe fills and the step slows down instead of memory growing (and the store's own
+    backlog paces it too: `ShellRequest.pace`).
     """
 
     DELIVERY_LINES = 2000
@@ -89,7 +91,9 @@ class Mailbox:
     def wait_for_room(self) -> None:
         """Wait while the loop is far behind (a worker thread only: the loop would wait for
         itself)."""
-        while self._chars > _MAX_PENDING_CHARS and not self._closed:
+        while (
+            self._chars > _MAX_PENDING_CHARS or len(self._lines) > _MAX_PENDING_LINES
+        ) and not self._closed:
             time.sleep(_BACKPRESSURE_SECONDS)
 
     def schedule(self) -> None:
@@ -358,6 +362,9 @@ class ShellRun:
                     announce_at = math.inf
                     announce()
                     self._mailbox.post(lines)
+                    if request.pace is not None:  # the store is behind: the step waits
+                        while not (request.pace() or self._stop or time.monotonic() >= deadline):
+                            pass  # (its pipe fills; each try waits a moment)
             announce()  # before it is reaped: a zombie still says when it started
             poller.unregister(pidfd)
             poller.unregister(self._wake)

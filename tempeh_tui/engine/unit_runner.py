@@ -336,6 +336,7 @@ class UnitRunner:
             timeout=self.step.timeout,
             grace=self.s.grace,
             output_file=output_file,
+            pace=self.s.store.wait_for_room if self.s.store is not None else None,
         )
         return await self.s.executor.run_shell(request, observer)
 

@@ -434,6 +434,10 @@ class Store(Protocol):
         without waiting for a transaction (a store may journal them; the engine calls this
         before each action a resume must know about)."""
 
+    def wait_for_room(self) -> bool:
+        """Called from a thread that reads a step's output: True if the store keeps up with
+        its events, else False after waiting a moment (the reader waits, the step with it)."""
+
     def autoflush(self, interval: float = 0.05) -> AbstractAsyncContextManager[None]:
         """`async with store.autoflush():` flushes every `interval` seconds while the block
         runs, and once more (shielded from cancellation) when it ends."""

@@ -11,6 +11,7 @@ callers, one commit). `autoflush` does it every few milliseconds in the backgrou
 from __future__ import annotations
 
 import math
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,6 +24,12 @@ from tempeh_tui.events import Event
 
 __all__ = ["EventBuffer"]
 
+HIGH_WATER = 50_000
+"""Events recorded and not yet written past which `wait_for_room` holds the producers (a step
+printing faster than the store writes): memory stays bounded (~20 MB of events)."""
+_PACE_SECONDS = 0.25
+"""The longest one `wait_for_room` waits before it says there is no room yet."""
+
 
 class EventBuffer(ABC):
     """The recording half of a store; subclasses say how a batch of changes is written, and
@@ -34,6 +41,8 @@ class EventBuffer(ABC):
         self._durable = 0  # of those, how many a finished write has made durable
         self._journaled = 0  # of those, how many `checkpoint` has journaled
         self._write_lock = anyio.Lock()
+        self._room = threading.Event()  # clear while more than HIGH_WATER events wait
+        self._room.set()
         self.commits = 0
         """Write transactions made so far (flushes that found nothing to write make none)."""
 
@@ -76,6 +85,13 @@ class EventBuffer(ABC):
         """A bus subscriber: keep the event for the next flush. Never blocks, never fails."""
         self._unsaved.append(event)
         self._recorded += 1
+        if self._recorded - self._durable > HIGH_WATER:
+            self._room.clear()
+
+    def wait_for_room(self) -> bool:
+        """From a thread that produces events (a step's output reader): True if the store
+        keeps up, else False after waiting a moment for it. Never on the event loop's thread."""
+        return self._room.wait(_PACE_SECONDS)
 
     def checkpoint(self) -> None:
         """Make every event recorded so far survive a crash of this process, now, without
@@ -102,6 +118,8 @@ class EventBuffer(ABC):
             del self._unsaved[: len(batch)]
             self._durable = upto
             self.commits += 1
+            if self._recorded - self._durable <= HIGH_WATER // 2:
+                self._room.set()
             if self._journaled <= self._durable:
                 self._journal_caught_up()
 
