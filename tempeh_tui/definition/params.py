@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from tempeh_tui.definition.checks import param_env_name
 from tempeh_tui.definition.models import Workflow
+from tempeh_tui.definition.shell_template import CODE_IN_BRACKETS, expands_as_code
 from tempeh_tui.definition.suggest import did_you_mean
 from tempeh_tui.definition.yaml_reader import SourceMap
 from tempeh_tui.errors import Problem, WorkflowError
@@ -57,6 +59,16 @@ def resolve_params(workflow: Workflow, given: Mapping[str, Any]) -> dict[str, An
                 )
                 continue
             value = flag
+        if isinstance(value, str) and expands_as_code(value):
+            problems.append(
+                smap.problem(
+                    f"param '{name}' holds {CODE_IN_BRACKETS} (every step gets it as "
+                    f"${param_env_name(name)}); tempeh refuses such a value",
+                    ("params", name),
+                    key=True,
+                )
+            )
+            continue
         if value is None:
             if param.required:
                 problems.append(

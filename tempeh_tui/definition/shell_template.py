@@ -19,7 +19,13 @@ from tempeh_tui.definition.expressions import (
     template_expressions,
 )
 
-__all__ = ["Quoting", "ShellTemplate", "parse_shell_template"]
+__all__ = [
+    "CODE_IN_BRACKETS",
+    "Quoting",
+    "ShellTemplate",
+    "expands_as_code",
+    "parse_shell_template",
+]
 
 
 class Quoting(Enum):
@@ -39,11 +45,31 @@ _FORBIDDEN = {
     Quoting.ANSI_C: "inside $'...' quotes, where the shell would not expand it",
     Quoting.QUOTED_HEREDOC: "inside a quoted heredoc, where the shell would not expand it",
 }
-_SUBSCRIPT_EXPANSION = re.compile(r"\[.*[$`]", re.DOTALL)
-"""A value bash could expand as code: an array subscript (`a[$(cmd)]`, `a[`cmd`]`, `a[$x]`) is
-expanded wherever bash reads a value as arithmetic (`$(( ))`, `${v:N}`, `local -i`) or as a
-variable name (`[ -v ]`, `printf -v`, `unset`, `read`, namerefs). The places can't all be told
-from the script, so such a value never reaches one (SPEC 1.1: no value becomes shell code)."""
+
+
+def expands_as_code(value: str) -> bool:
+    """Whether bash could run part of `value` as code: a `$` or a backtick inside brackets, as
+    in `a[$(cmd)]`, `a[`cmd`]` or `a[$x]`. An array subscript is expanded wherever bash reads a
+    value as arithmetic (`$(( ))`, `${v:N}`, `local -i`) or as a variable name (`[ -v ]`,
+    `printf -v`, `unset`, `read`, namerefs), directly or through another variable that names
+    it. The places can't all be told from a script, so such a value never reaches one (SPEC
+    1.1: no value becomes shell code). `^v[0-9]+$` or `[::1]:$PORT` are fine: their `$` is
+    outside the brackets."""
+    depth = 0
+    for char in value:
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth = max(depth - 1, 0)
+        elif depth and char in "$`":
+            return True
+    return False
+
+
+CODE_IN_BRACKETS = (
+    "a '$' or '`' inside brackets (as in a[$(cmd)]), which bash runs as a command where a "
+    "script uses the value as a number or a variable name"
+)
 _HEREDOC = re.compile(
     r"(?<!<)<<(?!<)-?[ \t]*(?:'([^'\n]+)'|\"([^\"\n]+)\"|\\?([A-Za-z_][A-Za-z0-9_]*))"
 )
@@ -71,19 +97,32 @@ class ShellTemplate:
                     f"the value of '{{{{{self.expressions[i - 1]}}}}}' holds a NUL byte, "
                     "which cannot reach a shell command"
                 )
-            if _SUBSCRIPT_EXPANSION.search(value):
-                raise ExpressionError(
-                    f"the value of '{{{{ {self.expressions[i - 1]} }}}}' holds a '[' followed "
-                    "by '$' or '`' (as in a[$(cmd)]): bash runs such a value as a command "
-                    "where a script uses it as a number or a variable name, so tempeh does "
-                    "not pass it to a shell command"
-                )
             name = f"{prefix}{i}"
             env[name] = value
             ref = "${" + name + "}"
             out.append(f'"{ref}"' if quoting is Quoting.NONE else ref)
             out.append(self.literals[i])
+        self._refuse_code(values)
         return "".join(out), env
+
+    def _refuse_code(self, values: Sequence[str]) -> None:
+        """No value, nor values joined into one word (`N={{ a }}{{ b }}`), may hold code in
+        brackets (`expands_as_code`)."""
+        word, first = "", 0
+        for i, value in enumerate(values):
+            word += value
+            if expands_as_code(word):
+                exprs = " ".join(f"{{{{ {e} }}}}" for e in self.expressions[first : i + 1])
+                what = "the value of" if first == i else "the values joined in"
+                raise ExpressionError(
+                    f"{what} '{exprs}' hold{'s' if first == i else ''} {CODE_IN_BRACKETS}; "
+                    "tempeh does not pass it to a shell command"
+                )
+            between = self.literals[i + 1]
+            if between and (between.strip() != between or any(c in between for c in ";&|<>()")):
+                word, first = "", i + 1  # the next value starts a word of its own
+            else:
+                word += between
 
 
 def parse_shell_template(command: str) -> ShellTemplate:
@@ -119,7 +158,7 @@ def parse_shell_template(command: str) -> ShellTemplate:
     tail = command[pos:]
     _refuse_statements(tail, pos)
     literals.append(tail)
-    _refuse_arithmetic(literals, expressions, offsets)
+    _refuse_arithmetic(literals, expressions, offsets, quoting)
     return ShellTemplate(tuple(literals), tuple(expressions), tuple(quoting), tuple(offsets))
 
 
@@ -137,26 +176,40 @@ _NAME_PLACES = (
         "a nameref",
     ),
     (
-        re.compile(_COMMAND_START + r"(?:unset|read|mapfile|readarray)\b[^\n;&|]*$"),
+        re.compile(_COMMAND_START + r"(?:unset|read|mapfile|readarray)\b[^\n;&|<]*$"),
         "a variable name",
+    ),
+    (re.compile(_COMMAND_START + r"eval\b[^\n;&|]*$"), "the text of an eval"),
+    (
+        re.compile(r"\b(?:ba|da|z|k)?sh\s+(?:-\w+\s+)*-\w*c\s+(?:\"[^\"]*|[^\s;&|'\"]*)$"),
+        "the script of a sh -c",
     ),
     (
         re.compile(_COMMAND_START + r"(?:declare|typeset|local|export|readonly)\b[^\n;&|=]*$"),
         "a variable name",
     ),
 )
+_HINTS = {
+    "the text of an eval": "run the command directly, without eval",
+    "the script of a sh -c": (
+        "pass the value as an argument instead: bash -c '... \"$1\" ...' _ {{ value }}"
+    ),
+}
+_OPEN_EXPANSION = re.compile(r"\$\{[^}]*$")
 _SUBSTRING = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?:\[[^]]*\])?:(?![-=?+])[^}]*$")
 _COMPOUND_ARRAY = re.compile(r"=\([^)]*\[$")
 
 
-def _refuse_arithmetic(literals: list[str], expressions: list[str], offsets: list[int]) -> None:
+def _refuse_arithmetic(
+    literals: list[str], expressions: list[str], offsets: list[int], quoting: list[Quoting]
+) -> None:
     """Refuse `{{ }}` where bash evaluates a variable's value as arithmetic.
 
     There even a quoted `${X}` is evaluated as code (`X='a[$(cmd)]'; $((X))` runs cmd): inside
     `$(( ))`, `$[ ]`, `(( ))`, `let`, integer declarations, array subscripts, substring offsets
     (`${v:N}`) and `[[ ]]` with -eq, -lt and the like; and where bash reads a variable's name
     (`-v`, `printf -v`, `unset`, `read`, `declare NAME`, namerefs). The values themselves are
-    checked too when they are rendered (`_SUBSCRIPT_EXPANSION`): this is for a clear early error.
+    checked too when they are rendered (`expands_as_code`): this is for a clear early error.
     """
     text = ""
     places: list[tuple[int, str]] = []
@@ -165,13 +218,23 @@ def _refuse_arithmetic(literals: list[str], expressions: list[str], offsets: lis
         places.append((len(text), expr))
         text += "0"  # stands for the value: a word, not an operator
     text += literals[-1]
-    for (offset, expr), found_at in zip(places, offsets, strict=True):
+    for (offset, expr), found_at, quotes in zip(places, offsets, quoting, strict=True):
         context = _arith_context(text, offset)
+        if (
+            context == "an array subscript"
+            and quotes in (Quoting.DOUBLE, Quoting.HEREDOC)
+            and not _OPEN_EXPANSION.search(text, 0, offset)
+        ):
+            context = None  # `echo "x[{{ v }}]"`: text in quotes, not a subscript
         if context is not None:
+            hint = _HINTS.get(
+                context,
+                "compare with [ ] (test) instead, or check that the value is a number first "
+                "(or pass a variable name literally)",
+            )
             raise ExpressionError(
                 f"'{{{{ {expr} }}}}' is in {context}, where bash evaluates a value as "
-                "code even from a variable; compare with [ ] (test) instead, or check that "
-                "the value is a number first (or pass a variable name literally)",
+                f"code even from a variable; {hint}",
                 found_at,
             )
 

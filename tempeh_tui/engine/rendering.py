@@ -13,9 +13,14 @@ from functools import cached_property, lru_cache
 from typing import Any
 
 from tempeh_tui.definition.checks import param_env_name
-from tempeh_tui.definition.expressions import evaluate, render_template
+from tempeh_tui.definition.expressions import ExpressionError, evaluate, render_template
 from tempeh_tui.definition.models import Workflow
-from tempeh_tui.definition.shell_template import ShellTemplate, parse_shell_template
+from tempeh_tui.definition.shell_template import (
+    CODE_IN_BRACKETS,
+    ShellTemplate,
+    expands_as_code,
+    parse_shell_template,
+)
 from tempeh_tui.engine.decisions import RetryValues
 from tempeh_tui.engine.results import UnitResult
 from tempeh_tui.events import StepStatus
@@ -35,6 +40,15 @@ def as_text(value: Any) -> str:
     if isinstance(value, int | float):
         return str(value)
     return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _env_value(name: str, template: str, scope: Mapping[str, Any]) -> str:
+    """An `env` value rendered; refused if its values put code in brackets, which a step's
+    script could meet as a number (`$(( N ))`): like every value a process gets (SPEC 1.1)."""
+    value = render_template(template, scope)
+    if value is not template and expands_as_code(value) and not expands_as_code(template):
+        raise ExpressionError(f"env {name}: its value holds {CODE_IN_BRACKETS}")
+    return value
 
 
 @lru_cache(maxsize=4096)
@@ -161,7 +175,7 @@ class RunScope:
         env: dict[str, str] = {}
         seen = dict(self._process_env)
         for name, value in self.workflow.env.items():
-            env[name] = seen[name] = render_template(value, {**self._base, "env": seen})
+            env[name] = seen[name] = _env_value(name, value, {**self._base, "env": seen})
         env.update(self.env_override)
         return env
 
@@ -205,7 +219,7 @@ class RunScope:
         if unit.step.env:
             env = dict(self._expression_env)
             for name, value in unit.step.env.items():
-                env[name] = render_template(value, {**scope, "env": env})
+                env[name] = _env_value(name, value, {**scope, "env": env})
             env.update(self.env_override)  # over the step's own env too
             scope["env"] = env
         else:

@@ -365,3 +365,17 @@ def test_a_boolean_param_refuses_other_words() -> None:
     )
     with pytest.raises(WorkflowError, match="param 'dry_run' is a boolean, so 'maybe'"):
         resolve_params(workflow, {"dry_run": "maybe"})
+
+
+def test_a_param_holding_code_in_brackets_is_refused() -> None:
+    workflow = load(
+        """
+        name: w
+        params: {replicas: {default: "2"}, pattern: {default: "^v[0-9]+$"}}
+        steps:
+          - {name: scale, run: ./scale.sh}
+        """
+    )
+    assert resolve_params(workflow, {})["pattern"] == "^v[0-9]+$"  # its $ is outside
+    with pytest.raises(WorkflowError, match=r"param 'replicas' holds a '\$' or '`' inside"):
+        resolve_params(workflow, {"replicas": "a[$(touch PWNED)]"})

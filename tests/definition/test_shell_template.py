@@ -222,6 +222,9 @@ def test_every_shell_command_of_a_step_is_checked(
         ("read {{ x }} < /dev/null", "a variable name"),
         ('declare "{{ x }}=1"', "a variable name"),
         ("declare -n ref={{ x }}", "a nameref"),
+        ('eval "deploy {{ x }}"', "the text of an eval"),
+        ('bash -c "deploy {{ x }}"', "the script of a sh -c"),
+        ("sh -ec 'x'; sh -c deploy-{{ x }}", "the script of a sh -c"),
     ],
 )
 def test_braces_where_bash_evaluates_arithmetic_are_refused(command: str, context: str) -> None:
@@ -241,6 +244,9 @@ def test_braces_where_bash_evaluates_arithmetic_are_refused(command: str, contex
         'echo "${tag:-{{ x }}}"',
         'echo "${tag#{{ x }}}"',
         "printf -v line %s {{ x }}",
+        'read -r n <<< "{{ x }}"',
+        'echo "x[{{ x }}]"',
+        "bash -c 'deploy \"$1\"' _ {{ x }}",
     ],
 )
 def test_braces_next_to_arithmetic_but_not_in_it_are_fine(command: str) -> None:
@@ -260,7 +266,7 @@ def test_a_value_bash_could_expand_as_code_never_reaches_a_shell(
     tmp_path: Path, command: str, value: str
 ) -> None:
     template = parse_shell_template(command)
-    with pytest.raises(ExpressionError, match=r"holds a '\[' followed by '\$'"):
+    with pytest.raises(ExpressionError, match=r"holds a '\$' or '`' inside brackets"):
         template.render([value])
     # what the refusal prevents: the same command with the value handed over as it was
     rendered, env = template.render(["0"])
@@ -268,7 +274,23 @@ def test_a_value_bash_could_expand_as_code_never_reaches_a_shell(
     assert (tmp_path / "PWNED").exists()
 
 
-@pytest.mark.parametrize("value", ["[::1]:8080", "release [candidate]", "cost $5", "a[0]"])
+@pytest.mark.parametrize(
+    "value", ["[::1]:8080", "release [candidate]", "cost $5", "a[0]", "^release-[0-9]+$", "[x]$y"]
+)
 def test_brackets_or_dollars_alone_are_ordinary_values(tmp_path: Path, value: str) -> None:
     rendered, env = parse_shell_template("printf %s {{ x }}").render([value])
     assert run_bash(rendered, env, tmp_path) == value
+
+
+def test_values_joined_into_one_word_are_checked_as_that_word(tmp_path: Path) -> None:
+    template = parse_shell_template("N={{ a }}{{ b }} ./calc.sh; echo {{ a }} {{ b }}")
+    with pytest.raises(ExpressionError, match=r"the values joined in '\{\{ a \}\} \{\{ b \}\}'"):
+        template.render(["x[", "$(touch PWNED)]", "x[", "$(touch PWNED)]"])
+    # apart, in words of their own, each is harmless
+    rendered, env = parse_shell_template("printf '<%s>' {{ a }} {{ b }}").render(["x[", "$y]"])
+    assert run_bash(rendered, env, tmp_path) == "<x[><$y]>"
+
+
+def test_code_in_nested_brackets_is_found() -> None:
+    with pytest.raises(ExpressionError, match="inside brackets"):
+        parse_shell_template("echo {{ x }}").render(["a[x[1]+$(touch PWNED)]"])

@@ -309,3 +309,25 @@ async def test_a_python_step_gets_its_context_and_returns_outputs(tmp_path: Path
     assert result.succeeded, lines
     assert "tag: tagging 2.0 after succeeded" in lines
     assert "show: v2.0" in lines
+
+
+async def test_an_output_with_code_in_brackets_never_reaches_a_step_through_its_env(
+    tmp_path: Path,
+) -> None:
+    pwned = tmp_path / "PWNED"
+    result, _ = await run_real(
+        tmp_path,
+        f"""
+        name: w
+        steps:
+          - name: a
+            run: echo 'v=a[$(touch {pwned})]' >> "$TEMPEH_OUTPUT"
+          - name: b
+            needs: [a]
+            env: {{N: "{{{{ steps['a'].outputs.v }}}}"}}
+            run: echo $(( N + 1 ))
+        """,
+    )
+    assert result["b"].status is StepStatus.FAILED
+    assert "env N: its value holds a '$' or '`' inside brackets" in (result["b"].reason or "")
+    assert not pwned.exists()
