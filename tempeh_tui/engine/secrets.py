@@ -42,7 +42,8 @@ class SecretInParams(TempehError):
     def __init__(self, param: str, secret: str) -> None:
         self.param, self.secret = param, secret
         super().__init__(
-            f"param '{param}' holds the value of secret {secret}, and params are stored with "
+            f"param '{param}' holds the value of secret {secret} (or its base64 or URL-encoded "
+            "form), and params are stored with "
             f"the run in clear; pass it to the steps as the secret {secret} (from the "
             "environment) instead"
         )
@@ -50,12 +51,15 @@ class SecretInParams(TempehError):
 
 def refuse_secret_params(params: Mapping[str, object], secrets: Mapping[str, str]) -> None:
     """SPEC 1: a secret is never written to the store in clear, and a run's params are
-    (resume runs with them): so no param may hold a secret's value, or a part of it."""
+    (resume runs with them): so no param may hold a secret's value, or a part of it, or its
+    base64 or URL-encoded form (whatever the masker would hide)."""
+    masker = Masker(secrets.values())
     for name, value in params.items():
         text = value if isinstance(value, str) else str(value)
-        for secret, secret_value in secrets.items():
-            if len(secret_value) >= _MIN_LENGTH and secret_value in text:
-                raise SecretInParams(name, secret)
+        if masker.mask(text) == text:
+            continue
+        secret = next((n for n, v in secrets.items() if Masker([v]).mask(text) != text), "a secret")
+        raise SecretInParams(name, secret)
 
 
 def collect_secrets(names: Iterable[str], environ: Mapping[str, str]) -> dict[str, str]:

@@ -202,8 +202,14 @@ def test_approving_a_step_the_workflow_lacks_is_refused_before_anything_runs(
         (
             "s3cr3t-value",
             ["-p", "note=token s3cr3t-value"],
-            "param 'note' holds the value of secret",
+            "param 'note' holds the value of secret API_TOKEN",
         ),
+        (  # its base64, as a careless `-p auth=$(printf ... | base64)` would give
+            "s3cr3tvalue123",
+            ["-p", "note=czNjcjN0dmFsdWUxMjM="],
+            "param 'note' holds the value of secret API_TOKEN (or its base64",
+        ),
+        ("p@ss:w/rd!x9Q", ["-p", "note=p%40ss%3Aw%2Frd%21x9Q"], "param 'note' holds the value"),
     ],
 )
 def test_a_run_refused_for_its_secrets_leaves_no_run_in_the_store(
@@ -239,6 +245,7 @@ def test_a_run_refused_for_its_secrets_leaves_no_run_in_the_store(
     assert json.loads(listed.stdout) == []  # not a run left `running` for ever
     if token is not None:
         assert token.encode() not in db.read_bytes()
+        assert params[-1].split("=", 1)[1].encode() not in db.read_bytes()
 
 
 def test_sigint_stops_the_run_kills_its_processes_exits_130_and_resume_completes_it(
