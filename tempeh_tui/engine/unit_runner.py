@@ -264,6 +264,7 @@ class UnitRunner:
         self, attempt: int, iteration: int, outputs: dict[str, str], observer: _Observer
     ) -> ExecResult:
         scope = self._scope(outputs, iteration)
+        await self._hold_lease()  # before it says it starts: it may not be ours to start
         if self.step.python is not None:
             self.s.bus.emit(
                 StepStarted,
@@ -289,7 +290,6 @@ class UnitRunner:
                 log=step_log(observer.output),
             )
             request = PythonRequest(self.step.python, context, self.step.timeout, (self.s.workdir,))
-            await self._hold_lease()
             if self.s.checkpoint is not None:
                 self.s.checkpoint()  # the start is durable before user code acts
             return await self.s.executor.call_python(request, observer)
@@ -318,6 +318,7 @@ class UnitRunner:
             self.unit, scope, attempt=attempt, iteration=iteration, output_file=output_file
         )
         env.update(values)
+        await self._hold_lease()  # (at once when confirmed lately, as in `_action`)
         if announce:
             self.s.bus.emit(
                 StepStarted,
@@ -326,7 +327,6 @@ class UnitRunner:
                 iteration=iteration,
                 command=self.s.masker.mask(rendered),
             )
-        await self._hold_lease()
         if self.s.checkpoint is not None:
             self.s.checkpoint()  # the start is durable before the process exists
         request = ShellRequest(

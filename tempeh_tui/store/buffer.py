@@ -43,6 +43,7 @@ class EventBuffer(ABC):
         self._write_lock = anyio.Lock()
         self._room = threading.Event()  # clear while more than HIGH_WATER events wait
         self._room.set()
+        self._fenced: set[str] = set()  # runs whose lease this process lost: never written
         self.commits = 0
         """Write transactions made so far (flushes that found nothing to write make none)."""
 
@@ -93,14 +94,24 @@ class EventBuffer(ABC):
         keeps up, else False after waiting a moment for it. Never on the event loop's thread."""
         return self._room.wait(_PACE_SECONDS)
 
+    def fence(self, run_id: str) -> None:
+        """This process lost the run's lease (another one drives it now): what it still
+        records of the run is dropped, never written over the new driver's events."""
+        self._fenced.add(run_id)
+
     def checkpoint(self) -> None:
         """Make every event recorded so far survive a crash of this process, now, without
         waiting for a write (the journal; the next flush writes them as usual)."""
         start = max(self._journaled, self._durable)
         if start >= self._recorded:
             return
-        self._journal(self._unsaved[start - self._durable :])
+        self._journal(self._unfenced(self._unsaved[start - self._durable :]))
         self._journaled = self._recorded
+
+    def _unfenced(self, events: list[Event]) -> list[Event]:
+        if not self._fenced:
+            return events
+        return [e for e in events if e.run_id not in self._fenced]
 
     async def flush(self) -> None:
         """Return once every event recorded before this call is durable."""
@@ -114,7 +125,8 @@ class EventBuffer(ABC):
             batch = self._unsaved[: upto - self._durable]
             # A half-written checkpoint helps nobody: once begun, a write completes.
             with anyio.CancelScope(shield=True):
-                await self._write(batch)  # on failure the events stay for the next try
+                if writing := self._unfenced(batch):
+                    await self._write(writing)  # on failure the events stay for the next try
             del self._unsaved[: len(batch)]
             self._durable = upto
             self.commits += 1

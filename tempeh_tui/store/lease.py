@@ -239,8 +239,15 @@ class LeaseKeeper(ABC):
         confirmed = self._confirmed.get(run_id)
         if confirmed is None or _clock() - confirmed < _CONFIRMED_FOR:
             return
-        await self.heartbeat(run_id)
+        try:
+            await self.heartbeat(run_id)
+        except LeaseLost:
+            self.fence(run_id)
+            raise
         self._confirmed[run_id] = _clock()
+
+    def fence(self, run_id: str) -> None:  # noqa: B027 - a hook: stores that buffer drop
+        """This process lost the run's lease: write nothing more of it (see EventBuffer)."""
 
     @abstractmethod
     async def _take_lease(self, run_id: str) -> bool:
@@ -296,6 +303,7 @@ class LeaseKeeper(ABC):
                 await self.heartbeat(run_id)
                 self._confirmed[run_id] = _clock()
             except LeaseLost as exc:
+                self.fence(run_id)
                 lost.append(exc)
                 scope.cancel()
                 return

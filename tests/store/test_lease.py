@@ -308,7 +308,17 @@ async def test_a_run_whose_driver_was_taken_over_while_stopped_starts_no_further
             {"name": "b", "needs": ["a"], "run": f"touch {tmp_path / 'b-ran'}"},
         ],
     }
+    said: list[str] = []
     async with SqliteStore(db) as store:
+        engine = WorkflowEngine(store=store)
+        engine.subscribe(lambda event: said.append(f"{event.type} {event.step}"))
         with pytest.raises(LeaseLost, match="lost its lease"):
-            await WorkflowEngine(store=store).execute_workflow(flow, run_id=run_id)
+            await engine.execute_workflow(flow, run_id=run_id)
     assert not (tmp_path / "b-ran").exists()
+    assert "step_started b" not in said  # it does not even say it starts b
+    with sqlite3.connect(db) as conn:
+        written = [row[0] for row in conn.execute("SELECT type FROM events WHERE step = 'b'")]
+        ended = conn.execute("SELECT count(*) FROM events WHERE type = 'run_finished'")
+        finished = ended.fetchone()[0]
+    conn.close()
+    assert (written, finished) == ([], 0)  # nothing of it is written over the new driver's
