@@ -147,7 +147,12 @@ class Scheduler:
     def stop(self, reason: StopReason, *, grace: float | None = None) -> None:
         """Start nothing more; cancel running units (their process groups are killed), at
         once or, with `grace`, only those still running after that many seconds."""
-        if self.stopped is None:
+        if self.stopped is None or (
+            reason.status is StepStatus.INTERRUPTED
+            and self.stopped.status is not StepStatus.INTERRUPTED
+        ):
+            # (an interrupt outranks a stop under way: the rollback or abort that was waiting
+            # for running steps does not happen; the run ends interrupted, resumable)
             self.stopped = reason
             self.on_message(reason.message)
         for scope in self._asking.values():

@@ -67,3 +67,44 @@ def test_a_signal_during_an_automatic_rollback_stops_it_and_resume_continues_it(
     out, err = resumed.communicate(timeout=60)
     assert resumed.returncode == 3, out + err  # failed, and rolled back
     assert ledger.read_text() == "undone a\n"
+
+
+def test_an_interrupt_while_the_rollback_waits_for_running_steps_leaves_it_undone(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    import anyio
+
+    from tempeh_tui.engine.engine import WorkflowEngine
+    from tempeh_tui.events import RunStatus, StepFinished
+    from tempeh_tui.store.sqlite import SqliteStore
+
+    ledger = tmp_path / "ledger"
+    flow = {
+        "name": "waits",
+        "on_failure": "rollback",
+        "steps": [
+            {"name": "a", "run": "true", "rollback": f"echo undone >> {ledger}"},
+            {"name": "b", "needs": ["a"], "run": "exit 1"},
+            {"name": "slow", "run": "sleep 20"},  # running when b fails: the rollback waits
+        ],
+    }
+
+    async def main() -> RunStatus:
+        async with SqliteStore(tmp_path / "t.db") as store:
+            engine = WorkflowEngine(store=store)
+
+            def on_event(event: object) -> None:
+                if isinstance(event, StepFinished) and event.step == "b":
+                    # the operator's Ctrl-C, while the rollback waits for `slow`
+                    loop = asyncio.get_running_loop()
+                    loop.call_later(0.5, engine.interrupt, "interrupted by SIGINT")
+
+            engine.subscribe(on_event)
+            with anyio.fail_after(15):  # not slow's 20 s, nor the 30 s the rollback waits
+                result = await engine.execute_workflow(flow)
+            return result.status
+
+    assert anyio.run(main) is RunStatus.INTERRUPTED
+    assert not ledger.exists()  # nothing compensated: resume or rollback decide later
