@@ -89,7 +89,7 @@ def jinja_globals() -> frozenset[str]:
 
 
 def _syntax_message(exc: TemplateSyntaxError, source: str) -> str:
-    message = exc.message or "syntax error"
+    message = (exc.message or "syntax error").rstrip(".")
     if "')'" in message and ")" not in source:  # the parenthesis jinja wraps expressions in
         message = "unexpected end of the expression"
     return f"expression does not parse: {message} in '{source.strip()}'"
@@ -142,7 +142,7 @@ def parse_expression(source: str) -> References:
     body = tree.body
     if len(body) != 1 or not isinstance(body[0], nodes.Output) or len(body[0].nodes) != 1:
         raise ExpressionError(f"expected one expression, got '{text.strip()}'")
-    return _references(tree)
+    return _references_of(tree, text)
 
 
 @lru_cache(maxsize=4096)
@@ -156,7 +156,18 @@ def parse_template(source: str) -> References:
         tree = _environment().parse(source)
     except TemplateSyntaxError as exc:
         raise ExpressionError(_syntax_message(exc, source)) from None
-    return _references(tree)
+    return _references_of(tree, source)
+
+
+def _references_of(tree: nodes.Template, source: str) -> References:
+    """`_references`, with what only compiling finds (an unknown filter or test) as an
+    ExpressionError."""
+    from jinja2 import TemplateSyntaxError
+
+    try:
+        return _references(tree)
+    except TemplateSyntaxError as exc:  # TemplateAssertionError: "No filter named 'x'."
+        raise ExpressionError(_syntax_message(exc, source)) from None
 
 
 def template_expressions(source: str) -> Iterator[re.Match[str]]:

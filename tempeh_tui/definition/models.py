@@ -260,10 +260,8 @@ class StepDefaults(_Frozen):
                 continue
             if key in ("run", "python") and given & {"run", "python", "confirm"}:
                 continue
-            if key == "needs":
-                value = tuple(n for n in value if need_step(n) != step.name)
-                if not value:
-                    continue
+            if key == "needs" and step.name in {need_step(n) for n in value}:
+                continue  # a step it names: `defaults: {needs: [checkout, lint]}`
             if key == "max_parallel" and update.get("for_each", step.for_each) is None:
                 continue
             if key in ("interval", "max_iterations") and update.get("until", step.until) is None:

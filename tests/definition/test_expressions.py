@@ -237,3 +237,19 @@ def test_the_workflows_env_may_read_params_env_run_and_the_workflow() -> None:
           - {name: a, run: make}
         """
     )
+
+
+@pytest.mark.parametrize(
+    ("when", "words"),
+    [("params.x | nope", "No filter named 'nope'"), ("params.x is nope", "No test named 'nope'")],
+)
+def test_an_unknown_filter_or_test_is_a_problem_not_a_crash(when: str, words: str) -> None:
+    problem = the_problem(
+        f"""
+        name: w
+        params: {{x: {{default: "1"}}}}
+        steps:
+          - {{name: a, run: make, when: "{when}"}}
+        """
+    )
+    assert_problem(problem, 4, 32, "when: expression does not parse", words)

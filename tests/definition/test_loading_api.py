@@ -379,3 +379,17 @@ def test_a_param_holding_code_in_brackets_is_refused() -> None:
     assert resolve_params(workflow, {})["pattern"] == "^v[0-9]+$"  # its $ is outside
     with pytest.raises(WorkflowError, match=r"param 'replicas' holds a '\$' or '`' inside"):
         resolve_params(workflow, {"replicas": "a[$(touch PWNED)]"})
+
+
+def test_default_needs_are_not_given_to_any_step_they_name() -> None:
+    workflow = load(
+        """
+        name: w
+        defaults: {needs: [checkout, lint]}
+        steps:
+          - {name: checkout, run: git pull}
+          - {name: lint, run: make lint}
+          - {name: build, run: make}
+        """
+    )
+    assert [s.needs for s in workflow.steps] == [(), (), ("checkout", "lint")]
