@@ -55,6 +55,7 @@ from tempeh_tui.engine.resume import (
 from tempeh_tui.engine.scheduler import Scheduler, StopReason
 from tempeh_tui.engine.secrets import Masker, collect_secrets, refuse_secret_params
 from tempeh_tui.engine.unit_runner import Approvals, RunServices
+from tempeh_tui.errors import TempehError
 from tempeh_tui.events import (
     EventBus,
     RunFinished,
@@ -597,6 +598,15 @@ def _approvals(graph: WorkflowGraph, approve_all: bool, approve: Iterable[str] |
     unknown = sorted(names - set(known))
     if unknown:
         raise SelectionError("--approve", unknown[0], graph.workflow.name, known)
+    steps = {u.step.name: u.step for u in graph}
+    gates = [name for name, step in steps.items() if step.confirm is not None]
+    for name in sorted(names):
+        step = graph.units[name].step if name in graph.units else steps[name]
+        if step.confirm is None:
+            raise TempehError(
+                f"--approve: step '{name}' is not an approval gate (a step with confirm:); "
+                f"the gates of '{graph.workflow.name}': {', '.join(gates) or 'none'}"
+            )
     return Approvals(approve_all, names)
 
 

@@ -193,6 +193,10 @@ def test_approving_a_step_the_workflow_lacks_is_refused_before_anything_runs(
     assert "--approve: workflow 'gate' has no step 'ship_it'" in done.stderr
     assert "did you mean 'ship-it'" in done.stderr
     assert not (tmp_path / "ran").exists()
+    not_a_gate = tempeh("run", str(flow), "--approve", "build", db=tmp_path / "t.db")
+    assert not_a_gate.returncode == 2, not_a_gate.stderr
+    assert "step 'build' is not an approval gate" in not_a_gate.stderr
+    assert "gates of 'gate': ship-it" in not_a_gate.stderr
 
 
 @pytest.mark.parametrize(
