@@ -416,7 +416,8 @@ class WorkflowEngine:
         if self._stop_requested is not None:  # interrupted while it started: nothing runs
             scheduler.stop(StopReason(StepStatus.INTERRUPTED, self._stop_requested))
         self._desk = desk
-        ended = {**run.reused, **run.toggled_off()}  # both end before anything starts
+        ended = run.reused  # ended before this process started
+        scheduler.passing = run.toggled_off()
         try:
             if store is None:
                 await scheduler.run(ended)

@@ -103,6 +103,10 @@ class Scheduler:
         self._asking: dict[str, anyio.CancelScope] = {}  # units waiting for their operator
         self._settled: set[str] = set()  # failures an operator's decision has dealt with
         self._attempts_made: dict[str, int] = {}  # a retried unit numbers its attempts on
+        self.passing: dict[str, UnitResult] = {}
+        """Units toggled off before the run (plan, pick, apply) and how they end: each ends so
+        when its needs have (it keeps its place in the order: what needs it still waits for
+        what it needs), without running."""
         self.rollback_requested = False
         """An operator decided `rollback`: the engine rolls back once the units are done."""
         self.timed_out: str | None = None
@@ -207,6 +211,9 @@ class Scheduler:
                 return UnitResult(
                     name, StepStatus.SKIPPED, reason=f"needs '{need}', which {why}", blocked=True
                 )
+        passing = self.passing.get(name)
+        if passing is not None:
+            return passing
         if unit.step.when is None:
             return None
         try:

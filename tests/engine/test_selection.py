@@ -71,6 +71,31 @@ async def test_a_unit_left_out_of_a_plan_counts_as_done_for_what_still_runs(
     assert result["migrate"].reason == "not selected in the plan (p.json)"
 
 
+async def test_a_unit_left_out_keeps_its_place_in_the_order(
+    release: Workflow, store: SqliteStore
+) -> None:
+    # build → migrate (left out) → deploy: deploy still waits for build, and a failed build
+    # still keeps deploy from running
+    kept = frozenset({"build", "deploy"})
+    slow = FakeExecutor({"build": [FakeOutcome(duration=0.2)]})
+    result = await WorkflowEngine(slow, store).execute_workflow(
+        release, select=Selection(units=kept, plan="p.json")
+    )
+    assert result.succeeded
+    assert slow.names() == ["build", "deploy"]  # in order: deploy began after build ended
+    assert result["deploy"].started_at is not None
+    assert result["build"].ended_at is not None
+    assert result["deploy"].started_at >= result["build"].ended_at
+
+    failing = FakeExecutor({"build": [FakeOutcome(exit_code=1)]})
+    failed = await WorkflowEngine(failing, store).execute_workflow(
+        release, select=Selection(units=kept, plan="p.json"), on_failure="continue"
+    )
+    assert failing.names() == ["build"]
+    assert failed["deploy"].status is StepStatus.SKIPPED
+    assert failed["migrate"].reason == "needs 'build', which ended failed"
+
+
 async def test_resume_never_runs_what_was_toggled_off(
     release: Workflow, store: SqliteStore
 ) -> None:
