@@ -62,6 +62,8 @@ class LocalExecutor:
         # The engine limits concurrency itself; this only bounds the worker threads.
         self._threads = _Threads(max_threads)
         self._targets: dict[tuple[str, tuple[str, ...]], _Target] = {}
+        # a step's sync call left running by its timeout: its next attempt waits for it
+        self._unfinished: dict[tuple[object, object], threading.Event] = {}
 
     async def run_shell(self, request: ShellRequest, observer: ExecutionObserver) -> ExecResult:
         """Run the command; on cancellation stop its whole group (shielded), then re-raise."""
@@ -85,8 +87,11 @@ class LocalExecutor:
         raises into a failed result with its traceback.
 
         A sync callable runs in a worker thread. A thread cannot be killed: when a sync call
-        times out (or is cancelled) it is reported at the deadline and left to finish unseen.
+        times out (or is cancelled) it is reported at the deadline and left to finish unseen;
+        the step's next call (a retry) waits until it has returned, so two attempts of one
+        step never run at once.
         """
+        await self._after_unfinished(request.context, observer)
         started = time.monotonic()
         prints = StepPrints(observer, asyncio.get_running_loop())
         try:
@@ -111,6 +116,19 @@ class LocalExecutor:
                 observer.output("stderr", line)
         return dataclasses.replace(result, duration=time.monotonic() - started)
 
+    async def _after_unfinished(self, context: Any, observer: ExecutionObserver) -> None:
+        key = (getattr(context, "run_id", None), getattr(context, "step", None))
+        left = self._unfinished.pop(key, None)
+        if left is None or left.is_set():
+            return
+        observer.output(
+            "tempeh",
+            "waiting for the step's previous call to return: it timed out, and a thread "
+            "cannot be stopped",
+        )
+        while not left.is_set():  # noqa: ASYNC110 - a thread's event: polled, cancellable
+            await anyio.sleep(0.05)
+
     async def _call(self, target: _Target, request: PythonRequest) -> ExecResult:
         if request.timeout is None:  # no cancel scope to enter and leave: ~10 µs a step
             return await self._invoke(target, request.context)
@@ -129,10 +147,21 @@ class LocalExecutor:
         else:
             # The thread runs in a copy of this task's context (so its prints are the step's)
             # and keeps the streams redirected until it returns, even if it is left running.
+            done = threading.Event()
             job = functools.partial(
-                _in_thread, redirect_std_streams(), contextvars.copy_context(), function, context
+                _in_thread,
+                redirect_std_streams(),
+                contextvars.copy_context(),
+                function,
+                context,
+                done,
             )
-            value = await self._threads.run(job)
+            try:
+                value = await self._threads.run(job)
+            finally:
+                if not done.is_set():  # left running (timed out, cancelled)
+                    key = (getattr(context, "run_id", None), getattr(context, "step", None))
+                    self._unfinished[key] = done
             if inspect.isawaitable(value):
                 value = await _await_user(value)
         if isinstance(value, ExecResult):
@@ -154,6 +183,7 @@ class LocalExecutor:
                 sys.path.insert(0, directory)
         importlib.invalidate_caches()
         found: Any = importlib.import_module(module_name)
+        _refuse_shadowed(module_name, search_path)
         for name in attribute.split("."):
             found = getattr(found, name)
         if not callable(found):
@@ -165,6 +195,34 @@ class LocalExecutor:
         resolved: _Target = (found, is_async)
         self._targets[key] = resolved
         return resolved
+
+
+def _refuse_shadowed(module_name: str, search_path: tuple[str, ...]) -> None:
+    """A module beside the workflow that Python did not import, because one of that name was
+    imported already (the standard library's `platform`, another workflow's `steps`): say so,
+    rather than call the wrong code."""
+    top = module_name.split(".", maxsplit=1)[0]
+    module = sys.modules.get(top)
+    for directory in search_path:
+        beside = os.path.join(directory, top)
+        if os.path.isfile(beside + ".py"):
+            mine, ours = beside + ".py", [getattr(module, "__file__", None)]
+        elif os.path.isdir(beside):  # a package (or a namespace package: no __init__.py)
+            mine, ours = beside, [*getattr(module, "__path__", ())]
+        else:
+            continue
+        found = [path for path in ours if path and os.path.exists(path)]
+        if not any(os.path.samefile(path, mine) or _inside(path, mine) for path in found):
+            raise ImportError(
+                f"module '{top}' beside the workflow ({mine}) is not the one Python imported "
+                f"({', '.join(found) or 'a built-in module'}): a module of that name was "
+                "imported first; rename the workflow's module"
+            )
+        return
+
+
+def _inside(path: str, directory: str) -> bool:
+    return os.path.isdir(directory) and os.path.samefile(os.path.dirname(path), directory)
 
 
 class _Threads:
@@ -245,11 +303,13 @@ def _in_thread(
     context: contextvars.Context,
     function: Callable[[Any], Any],
     step_context: Any,
+    done: threading.Event,
 ) -> object:
     try:
         return context.run(_call_user, function, step_context)
     finally:
         release()
+        done.set()
 
 
 def _call_user(function: Callable[[Any], Any], context: Any) -> object:

@@ -331,3 +331,49 @@ async def test_an_output_with_code_in_brackets_never_reaches_a_step_through_its_
     assert result["b"].status is StepStatus.FAILED
     assert "env N: its value holds a '$' or '`' inside brackets" in (result["b"].reason or "")
     assert not pwned.exists()
+
+
+async def test_a_module_beside_the_workflow_that_python_did_not_import_is_named(
+    tmp_path: Path,
+) -> None:
+    # the standard library's `platform` is imported already: the workflow's own is not used
+    write_module(tmp_path / "platform.py", "def deploy(ctx):\n    return {'ran': 'mine'}\n")
+    result, _ = await run_real(
+        tmp_path, "name: w\nsteps:\n  - {name: a, python: 'platform:deploy'}\n"
+    )
+    assert result["a"].status is StepStatus.FAILED
+    reason = result["a"].reason or ""
+    assert f"module 'platform' beside the workflow ({tmp_path / 'platform.py'})" in reason
+    assert "rename the workflow's module" in reason
+
+
+async def test_a_retry_waits_for_the_sync_call_its_timeout_left_running(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger"
+    write_module(
+        tmp_path / "slowpoke.py",
+        f"""
+        import time
+
+        def f(ctx):
+            with open({str(ledger)!r}, "a") as out:
+                out.write(f"start {{ctx.attempt}}\\n")
+            if ctx.attempt == 1:
+                time.sleep(0.8)  # past its timeout: the thread runs on, unseen
+            with open({str(ledger)!r}, "a") as out:
+                out.write(f"end {{ctx.attempt}}\\n")
+        """,
+    )
+    result, lines = await run_real(
+        tmp_path,
+        """
+        name: w
+        steps:
+          - name: a
+            python: "slowpoke:f"
+            timeout: 200ms
+            retry: {attempts: 2, delay: 10ms, jitter: false}
+        """,
+    )
+    assert result.succeeded, lines
+    assert ledger.read_text().split("\n")[:4] == ["start 1", "end 1", "start 2", "end 2"]
+    assert any("waiting for the step's previous call to return" in line for line in lines)
