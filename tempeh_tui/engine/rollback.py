@@ -206,6 +206,7 @@ class _Rollback:
     ) -> None:
         self.plan = plan
         self.process_groups = process_groups
+        self._started: dict[str, float] = {}  # when each compensation began (monotonic)
         self.record = record
         self.bus = bus
         self.store = store
@@ -325,6 +326,7 @@ class _Rollback:
             done[planned.name].set()
 
     async def _compensate(self, planned: PlannedUnit) -> StepStatus:
+        self._started[planned.name] = time.monotonic()
         record = self.stored[planned.name]
         if record.status is StepStatus.ROLLED_BACK:  # undone since the plan was made
             return StepStatus.ROLLED_BACK
@@ -379,6 +381,7 @@ class _Rollback:
             status=status,
             exit_code=exit_code,
             reason=reason,
+            duration=time.monotonic() - self._started.pop(unit.name, time.monotonic()),
         )
         return status
 

@@ -124,7 +124,7 @@ class Scheduler:
                     tg.start_soon(self._watch_load)
                 ready = [n for n, count in self._remaining.items() if count == 0]
                 for name, result in (reused or {}).items():
-                    ready.extend(self._record(name, result, reused=True))
+                    ready.extend(self._record(name, result))
                 self._ready_all([n for n in dict.fromkeys(ready) if n not in self.results])
                 for name, count in self._remaining.items():  # SPEC 2: `waiting` for its needs
                     if count and name not in self.results:
@@ -364,9 +364,9 @@ class Scheduler:
     def _complete(self, name: str, result: UnitResult) -> None:
         self._ready_all(self._record(name, result))
 
-    def _record(self, name: str, result: UnitResult, *, reused: bool = False) -> list[str]:
-        """Publish a unit's end; return the dependents that became ready. `reused`: it ended
-        before a resume, at its own `ended_at`."""
+    def _record(self, name: str, result: UnitResult) -> list[str]:
+        """Publish a unit's end (at its `ended_at`: a unit a resume reuses ended earlier);
+        return the dependents that became ready."""
         self.results[name] = result
         self.s.bus.emit(
             StepFinished,
@@ -381,7 +381,7 @@ class Scheduler:
             cached=result.cached,
             cache_key=result.cache_key,
             reason=result.reason,
-            ended_at=result.ended_at if reused else None,
+            ended_at=result.ended_at,
         )
         if result.status is StepStatus.FAILED and not result.tolerated:
             self._failed_for_good(name)

@@ -170,8 +170,8 @@ class StepFinished(Event):
     """The rendered cache key (with the files' hash) of a succeeded step that has `cache`."""
     reason: str | None = None
     ended_at: float | None = None
-    """When the unit ended, if not at this event: a unit a resume reuses ended in an earlier
-    process (its stored end time stays)."""
+    """When the unit ended: about now, or, for a unit a resume reuses, in an earlier process
+    (its stored end time stays)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

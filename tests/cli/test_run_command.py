@@ -72,6 +72,7 @@ def test_a_failed_run_exits_1_and_json_events_follow_the_spec(tmp_path: Path) ->
         for time_field in ("process_started", "ended_at"):  # every time: ISO 8601 (SPEC 6)
             assert event.get(time_field) is None or event[time_field].endswith("+00:00")
     assert any(e["type"] == "step_spawned" and e["process_started"] for e in events)
+    assert all(e["ended_at"] for e in events if e["type"] == "step_finished")  # never null
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     finished = {e["step"]: e for e in events if e["type"] == "step_finished"}
     assert finished["bad"]["status"] == "failed"
