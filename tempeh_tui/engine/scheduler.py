@@ -381,7 +381,7 @@ class Scheduler:
             cached=result.cached,
             cache_key=result.cache_key,
             reason=result.reason,
-            ended_at=result.ended_at,
+            ended_at=result.ended_at if result.ended_at is not None else time.time(),
         )
         if result.status is StepStatus.FAILED and not result.tolerated:
             self._failed_for_good(name)
@@ -531,7 +531,7 @@ class Scheduler:
                 StepStatus.SKIPPED,
                 attempts=result.attempts,
                 started_at=result.started_at,
-                ended_at=result.ended_at,
+                ended_at=result.ended_at if result.ended_at is not None else time.time(),
                 exit_code=result.exit_code,
                 error_class=result.error_class,
                 reason=f"failed, then skipped by the operator{who}: {result.reason}",
