@@ -290,6 +290,7 @@ class DecisionRecord:
         }
 
 
+_ENDED_WELL = frozenset({StepStatus.SUCCEEDED, StepStatus.SKIPPED})
 _STOPPED_WITH_THE_RUN = {
     StepStatus.RUNNING: (StepStatus.INTERRUPTED, "was running when its run's process died"),
     StepStatus.WAITING: (StepStatus.PENDING, None),
@@ -339,11 +340,14 @@ class RunRecord:
         return tuple(d for d in self.decisions if d.waiting)
 
     def as_shown(self) -> RunRecord:
-        """The run as `show` presents it. Once nobody drives an unfinished run (its process
+        """The run as `show` presents it. While it runs, a `pending` unit whose needs have
+        ended waits for a free slot. Once nobody drives an unfinished run (its process
         died), its steps that were running are `interrupted` and those that waited `pending`,
         and a rollback that was going on is `interrupted`: nothing runs or waits there any
         more. The stored states stay as they are: they tell a resume which steps are in
         doubt."""
+        if self.status is RunStatus.RUNNING:
+            return dataclasses.replace(self, steps=self._waiting_for_slots())
         if self.status is not RunStatus.INTERRUPTED:
             return self
         steps = tuple(_as_shown(step) for step in self.steps)
@@ -356,6 +360,32 @@ class RunRecord:
             for r in self.rollbacks
         )
         return dataclasses.replace(self, steps=steps, rollbacks=rollbacks)
+
+    def _waiting_for_slots(self) -> tuple[StepRecord, ...]:
+        """A `pending` unit whose needs have all ended well waits for a free slot (SPEC 2:
+        `waiting`): the engine says so of needs, resources and host load as it goes, not of
+        slots (that would be an event for every queued unit of a large run)."""
+        defined = {
+            d.get("name"): d.get("needs") or ()
+            for d in self.definition.get("steps", ())
+            if isinstance(d, dict)
+        }
+        status = {step.name: step.status for step in self.steps}
+
+        def ended_well(need: str) -> bool:
+            if need in status:
+                return status[need] in _ENDED_WELL
+            instances = [s for name, s in status.items() if name.startswith(need + "[")]
+            return bool(instances) and all(s in _ENDED_WELL for s in instances)
+
+        why = f"waiting for a free slot (max_concurrency {self.max_concurrency})"
+        return tuple(
+            dataclasses.replace(step, status=StepStatus.WAITING, reason=why)
+            if step.status is StepStatus.PENDING
+            and all(ended_well(n) for n in defined.get(step.name.split("[", 1)[0], ["?"]))
+            else step
+            for step in self.steps
+        )
 
     def to_json(self, *, with_steps: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {
