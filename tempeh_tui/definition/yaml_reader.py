@@ -197,10 +197,18 @@ def read_yaml_text(text: str, source: str = "<string>") -> YamlDocument:
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
         if "maximum nesting depth" in what:  # libyaml's own limit, met before ours in flow style
             raise WorkflowError.single(_TOO_DEEP, source, line, col) from None
+        if mark is not None and _tab_at(text, mark.line, mark.column):
+            what = "a tab character; YAML indents with spaces only (replace the tab with spaces)"
         raise WorkflowError.single(f"YAML syntax error: {what}", source, line, col) from None
     except yaml.YAMLError as exc:
         raise WorkflowError.single(f"YAML error: {exc}", source) from None
     return YamlDocument(builder.result, builder.source_map, builder.problems)
+
+
+def _tab_at(text: str, line: int, column: int) -> bool:
+    """Whether the character at 0-based `line`:`column` of `text` is a tab."""
+    lines = text.split("\n", line + 1)
+    return line < len(lines) and lines[line][column : column + 1] == "\t"
 
 
 @dataclass

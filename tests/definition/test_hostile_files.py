@@ -176,3 +176,17 @@ def test_python_and_custom_tags_are_refused_and_never_built(tmp_path: Path, valu
     assert value.split(maxsplit=1)[0] in problem.message
     assert not (tmp_path / "PWNED").exists()
     assert not Path("PWNED").exists()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['name: t\nsteps:\n\t- {name: a, run: "true"}\n', "name: t\nsteps:\n  - name: a\n\trun: x\n"],
+)
+def test_a_tab_in_the_indentation_is_named(text: str) -> None:
+    from tempeh_tui.definition.yaml_reader import read_yaml_text
+
+    with pytest.raises(WorkflowError) as caught:
+        read_yaml_text(text, "tabs.yaml")
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.col) in {(3, 1), (4, 1)}
+    assert "a tab character; YAML indents with spaces only" in problem.message
