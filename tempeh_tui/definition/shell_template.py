@@ -48,27 +48,45 @@ _FORBIDDEN = {
 
 
 def expands_as_code(value: str) -> bool:
-    """Whether bash could run part of `value` as code: a `$` or a backtick inside brackets, as
-    in `a[$(cmd)]`, `a[`cmd`]` or `a[$x]`. An array subscript is expanded wherever bash reads a
-    value as arithmetic (`$(( ))`, `${v:N}`, `local -i`) or as a variable name (`[ -v ]`,
-    `printf -v`, `unset`, `read`, namerefs), directly or through another variable that names
-    it. The places can't all be told from a script, so such a value never reaches one (SPEC
-    1.1: no value becomes shell code). `^v[0-9]+$` or `[::1]:$PORT` are fine: their `$` is
-    outside the brackets."""
-    depth = 0
-    for char in value:
-        if char == "[":
+    """Whether bash could run part of `value` as code where a script reads it as a number or
+    a variable name: an array subscript holding an expansion (`a[$(cmd)]`, `a[`cmd`]`,
+    `a[$x]`, also `a["$(cmd)"]` or after an escaped `]`), or a compound assignment
+    (`($(cmd))`, which `declare -a arr="$v"` runs). Subscripts are expanded wherever bash reads
+    a value as arithmetic (`$(( ))`, `${v:N}`, `local -i`) or as a name (`[ -v ]`, `printf -v`,
+    `unset`, `read`, namerefs), directly or through a variable that names it; those places
+    can't all be told from a script, so such a value never reaches one (SPEC 1.1: no value
+    becomes shell code). A `[` opens a subscript only after a name's character, as in bash:
+    `^v[0-9]+$`, `[::1]:$PORT` or `price [about $5]` are fine."""
+    if value.startswith("(") and ("$" in value or "`" in value):
+        return True
+    depth, quote, escaped = 0, "", False
+    for i, char in enumerate(value):
+        if not depth:
+            if char == "[" and i and (value[i - 1].isalnum() or value[i - 1] == "_"):
+                depth = 1
+        elif escaped:
+            escaped = False
+        elif quote == "'":
+            quote = "" if char == "'" else quote
+        elif char == "\\":
+            escaped = True
+        elif char in "$`":
+            return True  # unquoted, or in double quotes: expanded either way
+        elif quote == '"':
+            quote = "" if char == '"' else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "[":
             depth += 1
         elif char == "]":
-            depth = max(depth - 1, 0)
-        elif depth and char in "$`":
-            return True
+            depth -= 1
     return False
 
 
 CODE_IN_BRACKETS = (
-    "a '$' or '`' inside brackets (as in a[$(cmd)]), which bash runs as a command where a "
-    "script uses the value as a number or a variable name"
+    "a '$' or '`' in an array subscript or a parenthesized list (as in a[$(cmd)] or "
+    "($(cmd))), which bash runs as a command where a script uses the value as a number or a "
+    "variable name"
 )
 _HEREDOC = re.compile(
     r"(?<!<)<<(?!<)-?[ \t]*(?:'([^'\n]+)'|\"([^\"\n]+)\"|\\?([A-Za-z_][A-Za-z0-9_]*))"
@@ -106,23 +124,21 @@ class ShellTemplate:
         return "".join(out), env
 
     def _refuse_code(self, values: Sequence[str]) -> None:
-        """No value, nor values joined into one word (`N={{ a }}{{ b }}`), may hold code in
-        brackets (`expands_as_code`)."""
-        word, first = "", 0
-        for i, value in enumerate(values):
-            word += value
-            if expands_as_code(word):
-                exprs = " ".join(f"{{{{ {e} }}}}" for e in self.expressions[first : i + 1])
-                what = "the value of" if first == i else "the values joined in"
+        """No value may hold code for bash (`expands_as_code`), nor the values one after
+        another (`N={{ a }}{{ b }}`, `"{{ a }} {{ b }}"`: how they meet in the script, in
+        one word or not, is not told apart)."""
+        for value, expr in zip(values, self.expressions, strict=True):
+            if expands_as_code(value):
                 raise ExpressionError(
-                    f"{what} '{exprs}' hold{'s' if first == i else ''} {CODE_IN_BRACKETS}; "
+                    f"the value of '{{{{ {expr} }}}}' holds {CODE_IN_BRACKETS}; "
                     "tempeh does not pass it to a shell command"
                 )
-            between = self.literals[i + 1]
-            if between and (between.strip() != between or any(c in between for c in ";&|<>()")):
-                word, first = "", i + 1  # the next value starts a word of its own
-            else:
-                word += between
+        if len(values) > 1 and expands_as_code("".join(values)):
+            exprs = " ".join(f"{{{{ {e} }}}}" for e in self.expressions)
+            raise ExpressionError(
+                f"the values of '{exprs}', one after another, hold {CODE_IN_BRACKETS}; "
+                "tempeh does not pass them to a shell command"
+            )
 
 
 def parse_shell_template(command: str) -> ShellTemplate:

@@ -377,7 +377,7 @@ def test_a_param_holding_code_in_brackets_is_refused() -> None:
         """
     )
     assert resolve_params(workflow, {})["pattern"] == "^v[0-9]+$"  # its $ is outside
-    with pytest.raises(WorkflowError, match=r"param 'replicas' holds a '\$' or '`' inside"):
+    with pytest.raises(WorkflowError, match=r"param 'replicas' holds a '\$' or '`' in an array"):
         resolve_params(workflow, {"replicas": "a[$(touch PWNED)]"})
 
 

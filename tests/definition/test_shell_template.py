@@ -266,7 +266,7 @@ def test_a_value_bash_could_expand_as_code_never_reaches_a_shell(
     tmp_path: Path, command: str, value: str
 ) -> None:
     template = parse_shell_template(command)
-    with pytest.raises(ExpressionError, match=r"holds a '\$' or '`' inside brackets"):
+    with pytest.raises(ExpressionError, match=r"holds a '\$' or '`' in an array subscript"):
         template.render([value])
     # what the refusal prevents: the same command with the value handed over as it was
     rendered, env = template.render(["0"])
@@ -275,22 +275,53 @@ def test_a_value_bash_could_expand_as_code_never_reaches_a_shell(
 
 
 @pytest.mark.parametrize(
-    "value", ["[::1]:8080", "release [candidate]", "cost $5", "a[0]", "^release-[0-9]+$", "[x]$y"]
+    "value",
+    [
+        "[::1]:8080",
+        "release [candidate]",
+        "cost $5",
+        "a[0]",
+        "^release-[0-9]+$",
+        "[x]$y",
+        "^[^$]*$",
+        "price [about $5]",
+        '{"allOf":[{"$ref":"#/defs/x"}]}',
+    ],
 )
 def test_brackets_or_dollars_alone_are_ordinary_values(tmp_path: Path, value: str) -> None:
     rendered, env = parse_shell_template("printf %s {{ x }}").render([value])
     assert run_bash(rendered, env, tmp_path) == value
 
 
-def test_values_joined_into_one_word_are_checked_as_that_word(tmp_path: Path) -> None:
-    template = parse_shell_template("N={{ a }}{{ b }} ./calc.sh; echo {{ a }} {{ b }}")
-    with pytest.raises(ExpressionError, match=r"the values joined in '\{\{ a \}\} \{\{ b \}\}'"):
-        template.render(["x[", "$(touch PWNED)]", "x[", "$(touch PWNED)]"])
-    # apart, in words of their own, each is harmless
-    rendered, env = parse_shell_template("printf '<%s>' {{ a }} {{ b }}").render(["x[", "$y]"])
-    assert run_bash(rendered, env, tmp_path) == "<x[><$y]>"
+@pytest.mark.parametrize(
+    "command", ["N={{ a }}{{ b }} ./calc.sh", 'N="{{ a }} {{ b }}"', 'M={{ a }}"("{{ b }}']
+)
+def test_values_that_meet_in_the_script_are_checked_together(command: str) -> None:
+    with pytest.raises(ExpressionError, match=r"the values of '\{\{ a \}\} \{\{ b \}\}'"):
+        parse_shell_template(command).render(["x[", "$(touch PWNED)]"])
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["a[\\]$(touch PWNED)]", 'a["]"$(touch PWNED)]', "a[']'$(touch PWNED)]", "($(touch PWNED))"],
+)
+def test_a_quoted_or_escaped_bracket_or_a_list_does_not_hide_code(
+    tmp_path: Path, value: str
+) -> None:
+    template = parse_shell_template('n="{{ x }}"; (echo $((n))); (declare -a arr="$n")')
+    with pytest.raises(ExpressionError, match="in an array subscript or a parenthesized list"):
+        template.render([value])
+    rendered, env = template.render(["0"])  # what the refusal prevents
+    subprocess.run(
+        ["bash", "-c", rendered],
+        env={**os.environ, **dict.fromkeys(env, value)},
+        cwd=tmp_path,
+        capture_output=True,
+        check=False,
+    )
+    assert (tmp_path / "PWNED").exists()
 
 
 def test_code_in_nested_brackets_is_found() -> None:
-    with pytest.raises(ExpressionError, match="inside brackets"):
+    with pytest.raises(ExpressionError, match="in an array subscript"):
         parse_shell_template("echo {{ x }}").render(["a[x[1]+$(touch PWNED)]"])

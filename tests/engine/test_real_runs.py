@@ -329,7 +329,7 @@ async def test_an_output_with_code_in_brackets_never_reaches_a_step_through_its_
         """,
     )
     assert result["b"].status is StepStatus.FAILED
-    assert "env N: its value holds a '$' or '`' inside brackets" in (result["b"].reason or "")
+    assert "env N: its value holds a '$' or '`' in an array subscript" in (result["b"].reason or "")
     assert not pwned.exists()
 
 
