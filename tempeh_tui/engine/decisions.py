@@ -20,7 +20,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -28,7 +28,9 @@ from typing import Protocol
 import anyio
 
 from tempeh_tui.definition.models import Workflow
+from tempeh_tui.definition.shell_template import CODE_IN_BRACKETS, expands_as_code
 from tempeh_tui.definition.suggest import did_you_mean
+from tempeh_tui.engine.secrets import Masker
 from tempeh_tui.errors import TempehError
 from tempeh_tui.store.base import DecisionRecord, Store, describe_changes
 
@@ -132,14 +134,23 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 RESERVED_PREFIX = "TEMPEH_"
 
 
-def check_retry_values(workflow: Workflow, decision: str, changes: RetryValues) -> None:
+def check_retry_values(
+    workflow: Workflow,
+    decision: str,
+    changes: RetryValues,
+    environ: Mapping[str, str] | None = None,
+) -> None:
     """Refuse what a retry may not change: values with another decision, names that are not
     environment variable names, tempeh's own `TEMPEH_*` variables, secrets (an answer is
-    stored and shown in clear), params the workflow does not declare or values outside their
-    choices, and NUL bytes (no process can see them)."""
+    stored and shown in clear: neither a secret's name nor its value, as `environ` has it,
+    in any form the masker hides), params the workflow does not declare or values outside
+    their choices, values bash could run as code (`expands_as_code`), and NUL bytes (no
+    process can see them)."""
     if not changes:
         return
     problems: list[str] = []
+    env = os.environ if environ is None else environ
+    problems.extend(_unsafe_values(workflow, changes, env))
     if decision != Decision.RETRY:
         problems.append(f"changed env or params go with retry only, not with {decision}")
     secrets = {*workflow.secrets, *(name for step in workflow.steps for name in step.secrets)}
@@ -171,6 +182,25 @@ def check_retry_values(workflow: Workflow, decision: str, changes: RetryValues) 
             problems.append(f"-p {name}: the value has a NUL byte")
     if problems:
         raise RetryValuesRefused(problems)
+
+
+def _unsafe_values(
+    workflow: Workflow, changes: RetryValues, environ: Mapping[str, str]
+) -> Iterator[str]:
+    names = {*workflow.secrets, *(name for step in workflow.steps for name in step.secrets)}
+    known = {name: environ[name] for name in sorted(names) if name in environ}
+    given = [("-e", n, v) for n, v in changes.env.items()]
+    given += [("-p", n, v) for n, v in changes.params.items()]
+    for flag, name, value in given:
+        if expands_as_code(value):
+            yield f"{flag} {name}: the value holds {CODE_IN_BRACKETS}"
+        for secret, secret_value in known.items():
+            if Masker([secret_value]).mask(value) != value:
+                yield (
+                    f"{flag} {name}: the value holds secret {secret} (or its base64 or "
+                    "URL-encoded form), and an answer is stored in clear"
+                )
+                break
 
 
 def retry_values_by_unit(asked: Iterable[DecisionRecord]) -> dict[str, RetryValues]:
@@ -237,12 +267,15 @@ class DecisionDesk:
         timeout: float | None = None,
         poll: float = POLL_INTERVAL,
         workflow: Workflow | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self.store = store
         self.wait = wait
         self.timeout = timeout
         self.poll = poll
         self.workflow = workflow
+        self.environ = environ
+        """Where the run's secrets are (answers holding one are refused); default os.environ."""
         self._local: dict[int, DecisionRecord] = {}  # without a store
         self._wakeups: dict[tuple[str, str], anyio.Event] = {}
 
@@ -292,7 +325,7 @@ class DecisionDesk:
         who = by or who_answers()
         changes = changes or RetryValues()
         if changes:
-            check_retry_values(await self._workflow(run_id), value, changes)
+            check_retry_values(await self._workflow(run_id), value, changes, self.environ)
         if self.store is not None:
             found = await self.store.answer_decision(
                 run_id, step, kind.value, value, who, env=changes.env, params=changes.params

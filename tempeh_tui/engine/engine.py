@@ -367,7 +367,11 @@ class WorkflowEngine:
         if store is not None:
             bus.subscribe(store.record)
         desk = self._decisions or DecisionDesk(
-            store, wait=run.wait_for_decision, timeout=run.decision_timeout, workflow=wf
+            store,
+            wait=run.wait_for_decision,
+            timeout=run.decision_timeout,
+            workflow=wf,
+            environ=environ,
         )
         tmpdir = tempfile.mkdtemp(prefix=f"tempeh-{run.run_id}-")
         stack.callback(shutil.rmtree, tmpdir, ignore_errors=True)
