@@ -195,7 +195,21 @@ _NAME_PLACES = (
         re.compile(_COMMAND_START + r"(?:unset|read|mapfile|readarray)\b[^\n;&|<]*$"),
         "a variable name",
     ),
-    (re.compile(_COMMAND_START + r"eval\b[^\n;&|]*$"), "the text of an eval"),
+    (
+        re.compile(_COMMAND_START + r"(?:(?:command|builtin)\s+)?eval\b[^\n;&|]*$"),
+        "the text of an eval",
+    ),
+    (re.compile(_COMMAND_START + r"trap\s+[^\n;&|]*$"), "the text of a trap"),
+    (
+        re.compile(
+            _COMMAND_START + r"(?:declare|typeset|local|readonly)\s+-\w*[aA]\w*\s+[^\n;&|]*$"
+        ),
+        "an array declaration, which reads a value in parentheses as a list of assignments",
+    ),
+    (
+        re.compile(r"\b(?:(?:ba|da|z|k)?sh|source|\.)\b[^\n;&|]*<<<\s*[^\n;&|]*$"),
+        "a script a shell reads from a here-string",
+    ),
     (
         re.compile(r"\b(?:ba|da|z|k)?sh\s+(?:-\w+\s+)*-\w*c\s+(?:\"[^\"]*|[^\s;&|'\"]*)$"),
         "the script of a sh -c",
@@ -207,6 +221,8 @@ _NAME_PLACES = (
 )
 _HINTS = {
     "the text of an eval": "run the command directly, without eval",
+    "the text of a trap": "have the trap call a function that reads the value from a variable",
+    "a script a shell reads from a here-string": "run the commands directly",
     "the script of a sh -c": (
         "pass the value as an argument instead: bash -c '... \"$1\" ...' _ {{ value }}"
     ),
