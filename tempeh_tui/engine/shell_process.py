@@ -26,6 +26,8 @@ from tempeh_tui.engine.process_groups import finish_group, process_start_time, s
 __all__ = ["MAX_LINE_BYTES", "MAX_OUTPUT_FILE_BYTES", "LineSplitter", "Mailbox", "ShellRun"]
 
 MAX_LINE_BYTES = 64 * 1024
+MAX_LINE_PIECES = 16
+"""A line is kept up to this many MAX_LINE_BYTES pieces (1 MiB); the rest is counted."""
 """A longer line reaches the log as several lines of at most this many bytes."""
 MAX_OUTPUT_FILE_BYTES = 1024 * 1024
 """A bigger `$TEMPEH_OUTPUT` file fails the step (GitHub Actions has the same limit)."""
@@ -152,12 +154,17 @@ class Mailbox:
 
 class LineSplitter:
     """Bytes from one pipe in, complete lines out (UTF-8, invalid bytes replaced, `\\r\\n` and
-    `\\n` endings removed); an unfinished line waits for the next read, an endless one is cut."""
+    `\\n` endings removed); an unfinished line waits for the next read. A line longer than
+    MAX_LINE_BYTES comes out in pieces; past MAX_LINE_PIECES of them (a line of megabytes: a
+    progress bar redrawn with `\\r`, a dump), the rest of it is counted, not kept, and a
+    marker line says how much: memory and the store stay bounded."""
 
-    __slots__ = ("_rest",)
+    __slots__ = ("_dropped", "_kept", "_rest")
 
     def __init__(self) -> None:
         self._rest = b""
+        self._kept = 0  # pieces of the current (unfinished) line handed out already
+        self._dropped = 0  # bytes of it not kept
 
     def feed(self, data: bytes) -> list[str]:
         buffer = self._rest + data if self._rest else data
@@ -167,16 +174,14 @@ class LineSplitter:
             return self._cut_rest()
         complete, self._rest = buffer[: end + 1], buffer[end + 1 :]
         # A read is at most MAX_LINE_BYTES, so only the first line (the rest of the last read
-        # and the start of this one) can be too long.
-        if complete.find(b"\n") <= MAX_LINE_BYTES:
+        # and the start of this one) can be too long, or the end of one cut before.
+        if not self._kept and complete.find(b"\n") <= MAX_LINE_BYTES:
             lines = complete.decode("utf-8", "replace").replace("\r\n", "\n").split("\n")
             lines.pop()  # the empty string after the last newline
         else:
-            lines = [
-                piece
-                for raw in complete.split(b"\n")[:-1]
-                for piece in _pieces(raw.removesuffix(b"\r"))
-            ]
+            first, *others = complete.split(b"\n")[:-1]
+            lines = self._line_end(first)
+            lines.extend(piece for raw in others for piece in _pieces(raw.removesuffix(b"\r")))
         if len(self._rest) > MAX_LINE_BYTES:
             lines.extend(self._cut_rest())
         return lines
@@ -184,15 +189,34 @@ class LineSplitter:
     def flush(self) -> list[str]:
         """The unfinished last line, if any (the stream has ended)."""
         rest, self._rest = self._rest, b""
-        return _pieces(rest.removesuffix(b"\r")) if rest else []
+        return self._line_end(rest) if rest or self._kept else []
+
+    def _line_end(self, raw: bytes) -> list[str]:
+        """The last of a line (its start may have been handed out), and a marker if some of
+        it was not kept; the next line starts afresh."""
+        lines = self._limited(_pieces(raw.removesuffix(b"\r")))
+        if self._dropped:
+            lines.append(f"[tempeh: {self._dropped:,} more bytes of this line were not kept]")
+        self._kept = self._dropped = 0
+        return lines
 
     def _cut_rest(self) -> list[str]:
         lines = []
         while len(self._rest) > MAX_LINE_BYTES:
             cut = _char_boundary(self._rest, MAX_LINE_BYTES)
-            lines.append(self._rest[:cut].decode("utf-8", "replace"))
+            if self._kept < MAX_LINE_PIECES:
+                lines.append(self._rest[:cut].decode("utf-8", "replace"))
+                self._kept += 1
+            else:
+                self._dropped += cut  # counted, not decoded
             self._rest = self._rest[cut:]
         return lines
+
+    def _limited(self, pieces: list[str]) -> list[str]:
+        kept = pieces[: max(MAX_LINE_PIECES - self._kept, 0)]
+        self._kept += len(kept)
+        self._dropped += sum(len(piece.encode()) for piece in pieces[len(kept) :])
+        return kept
 
 
 def _pieces(raw: bytes) -> list[str]:

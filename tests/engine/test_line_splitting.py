@@ -39,3 +39,35 @@ def test_a_long_first_line_and_short_ones_in_one_read() -> None:
 
     assert [len(line) for line in lines] == [MAX_LINE_BYTES, 10, 5, 5]
     assert lines[2:] == ["short", "lines"]
+
+
+def test_a_line_of_megabytes_keeps_its_first_pieces_and_says_how_much_was_not_kept() -> None:
+    from tempeh_tui.engine.shell_process import MAX_LINE_PIECES
+
+    splitter = LineSplitter()
+    size = (MAX_LINE_PIECES + 10) * MAX_LINE_BYTES + 5
+    lines: list[str] = []
+    data = b"x" * size + b"\nnext\n"
+    for start in range(0, len(data), MAX_LINE_BYTES):  # as reads from a pipe come
+        lines.extend(splitter.feed(data[start : start + MAX_LINE_BYTES]))
+    lines.extend(splitter.flush())
+
+    kept = MAX_LINE_PIECES * MAX_LINE_BYTES
+    assert [len(line) for line in lines[:MAX_LINE_PIECES]] == [MAX_LINE_BYTES] * MAX_LINE_PIECES
+    assert lines[MAX_LINE_PIECES:] == [
+        f"[tempeh: {size - kept:,} more bytes of this line were not kept]",
+        "next",
+    ]
+
+
+def test_an_endless_line_at_the_end_of_the_stream_is_bounded_too() -> None:
+    from tempeh_tui.engine.shell_process import MAX_LINE_PIECES
+
+    splitter = LineSplitter()
+    lines: list[str] = []
+    for _ in range(MAX_LINE_PIECES + 4):
+        lines.extend(splitter.feed(b"\r" + b"y" * (MAX_LINE_BYTES - 1)))  # a progress bar
+    lines.extend(splitter.flush())
+    assert len(lines) == MAX_LINE_PIECES + 1
+    dropped = (MAX_LINE_PIECES + 4) * MAX_LINE_BYTES - MAX_LINE_PIECES * MAX_LINE_BYTES
+    assert lines[-1] == f"[tempeh: {dropped:,} more bytes of this line were not kept]"
