@@ -56,14 +56,19 @@ def validate(args: argparse.Namespace) -> int:
 
 
 def plan(args: argparse.Namespace) -> int:
-    from tempeh_tui.cli.selection import option_names
+    from tempeh_tui.cli.selection import option_names, secrets_here
+    from tempeh_tui.engine.secrets import refuse_secret_params, secrets_masked
     from tempeh_tui.graph import Selection, build_plan
 
     workflow = load_workflow(Path(args.file))
     selection = Selection(
         only=option_names("--only", args.only), skip=option_names("--skip", args.skip)
     )
-    result = build_plan(workflow, parse_param_assignments(args.params), selection)
+    secrets = secrets_here(workflow)
+    with secrets_masked(secrets):  # a plan is printed and saved: no secret in it, nor echoed
+        params = parse_param_assignments(args.params)
+        refuse_secret_params(params, secrets)
+        result = build_plan(workflow, params, selection)
     if any(step.cache is not None for step in workflow.steps):
         result = _with_cache_hits(result, args.db)
     data = result.to_json()

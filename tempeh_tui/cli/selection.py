@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 from tempeh_tui.definition import load_workflow
 from tempeh_tui.definition.models import Workflow
 from tempeh_tui.definition.params import parse_param_assignments, resolve_params
+from tempeh_tui.engine.secrets import known_secrets, secrets_masked
 from tempeh_tui.errors import TempehError
 from tempeh_tui.graph.build import build_graph
 from tempeh_tui.graph.selection import Selection, not_selected
@@ -67,9 +69,16 @@ def what_to_run(args: argparse.Namespace) -> tuple[Workflow, dict[str, Any], Sel
         workflow = load_workflow(Path(args.file))
         params = parse_param_assignments(args.params)
         selection = Selection(only=only, skip=skip)
-    resolve_params(workflow, params)  # refuse bad params before anything opens
+    with secrets_masked(secrets_here(workflow)):  # a secret given as a param is not echoed
+        resolve_params(workflow, params)  # refuse bad params before anything opens
     not_selected(build_graph(workflow), selection)  # and unknown steps
     return workflow, params, selection
+
+
+def secrets_here(workflow: Workflow) -> dict[str, str]:
+    """The workflow's secrets as this process's environment has them."""
+    names = [*workflow.secrets, *(n for step in workflow.steps for n in step.secrets)]
+    return known_secrets(names, os.environ)
 
 
 def option_names(option: str, given: list[str]) -> list[str]:

@@ -53,7 +53,12 @@ from tempeh_tui.engine.resume import (
     stored_workflow,
 )
 from tempeh_tui.engine.scheduler import Scheduler, StopReason
-from tempeh_tui.engine.secrets import Masker, collect_secrets, refuse_secret_params
+from tempeh_tui.engine.secrets import (
+    Masker,
+    collect_secrets,
+    refuse_secret_params,
+    secrets_masked,
+)
 from tempeh_tui.engine.unit_runner import Approvals, RunServices
 from tempeh_tui.errors import TempehError
 from tempeh_tui.events import (
@@ -247,10 +252,12 @@ class WorkflowEngine:
         `skipped`, "not selected in the plan", count as done for the units still selected,
         and are recorded with the run so that a resume never runs them."""
         wf = load_workflow(workflow)
-        values = resolve_params(wf, params or {})
         secrets = self._secrets(wf)  # refused before a run is recorded, not half-way into one
-        refuse_secret_params(values, secrets)
         graph = build_graph(wf)  # once: the run uses it too
+        with secrets_masked(secrets):  # what the operator gave, echoed back in an error
+            values = resolve_params(wf, params or {})
+            refuse_secret_params(values, secrets)
+            approvals = _approvals(graph, approve_all, approve)
         off = not_selected(graph, select)
         run = _RunSetup(
             workflow=wf,
@@ -258,7 +265,7 @@ class WorkflowEngine:
             run_id=run_id or new_run_id(),
             policy=_policy(wf, on_failure, auto_rollback),
             max_concurrency=_concurrency(max_concurrency) or wf.max_concurrency,
-            approvals=_approvals(graph, approve_all, approve),
+            approvals=approvals,
             wait_for_decision=wait_for_decision,
             decision_timeout=decision_timeout,
             not_selected=off,

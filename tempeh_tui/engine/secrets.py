@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import dataclasses
 import re
 import string
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
-from tempeh_tui.errors import TempehError
+from tempeh_tui.errors import TempehError, WorkflowError
 
 __all__ = [
     "MASK",
@@ -27,6 +29,7 @@ _MIN_BASE64_PART = 8
 _RUN = re.compile(r"[A-Za-z0-9+/_-]+")
 """Base64 (standard or URL-safe) characters: a line's first run, or its last read backwards."""
 _BASE64 = frozenset(string.ascii_letters + string.digits + "+/_-")
+_PERCENT = re.compile(r"%[0-9A-F]{2}")
 
 
 class MissingSecret(TempehError):
@@ -81,9 +84,10 @@ class Masker:
         for value in values:
             if len(value) < _MIN_LENGTH:
                 continue
-            forms.update(
-                {value, urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
-            )
+            quoted = {urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
+            # `%2f` is `%2F` too (JavaScript's encodeURIComponent and many tools write lower)
+            quoted |= {_PERCENT.sub(lambda m: m.group(0).lower(), q) for q in quoted}
+            forms.update({value, *quoted})
             encoded.update(_base64_forms(value.encode()))
         forms.update(encoded)
         # Base64 wrapped over lines (`base64` wraps at 76 columns, PEM at 64): a line may end
@@ -182,3 +186,28 @@ def _latest_end(run: str, forms: Iterable[str]) -> int | None:
                 break
             at = run.rfind(tail, 0, at + len(tail) - 1)
     return latest
+
+
+def known_secrets(names: Iterable[str], environ: Mapping[str, str]) -> dict[str, str]:
+    """The values of the named secrets that `environ` has (the others: not known here)."""
+    return {name: environ[name] for name in dict.fromkeys(names) if name in environ}
+
+
+@contextlib.contextmanager
+def secrets_masked(secrets: Mapping[str, str]) -> Iterator[None]:
+    """An error the block raises, with the secrets' values masked in what it says: an error
+    about what an operator gave (a param, a step name) echoes it back."""
+    try:
+        yield
+    except WorkflowError as exc:
+        masker = Masker(secrets.values())
+        if not masker:
+            raise
+        problems = [dataclasses.replace(p, message=masker.mask(p.message)) for p in exc.problems]
+        raise WorkflowError(problems) from None
+    except TempehError as exc:
+        masker = Masker(secrets.values())
+        said = str(exc)
+        if masker.mask(said) == said:
+            raise
+        raise TempehError(masker.mask(said)) from None

@@ -487,3 +487,44 @@ def test_a_thread_a_library_left_running_does_not_keep_tempeh_from_exiting() -> 
     )
     assert done.returncode == 3
     assert done.stdout == "bye\n"
+
+
+def test_an_error_about_what_the_operator_gave_never_echoes_a_secret(tmp_path: Path) -> None:
+    flow = write(
+        tmp_path,
+        """
+        name: s
+        params: {region: {choices: [eu, us], default: eu}}
+        secrets: [API_TOKEN]
+        steps:
+          - {name: a, run: "true"}
+        """,
+    )
+    token = "S3cr3t-Tok/en+9zQ"
+    env = {**os.environ, "API_TOKEN": token}
+    for given in (["-p", f"region={token}"], ["--approve", token]):
+        done = subprocess.run(
+            [*TEMPEH, "run", str(flow), *given, "--db", str(tmp_path / "t.db")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+            env=env,
+            check=False,
+        )
+        assert done.returncode == 2, done.stderr
+        assert token not in done.stderr
+        assert "***" in done.stderr
+    saved = tmp_path / "plan.json"
+    planned = subprocess.run(
+        [*TEMPEH, "plan", str(flow), "-p", f"region={token}", "--out", str(saved)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=env,
+        check=False,
+    )
+    assert planned.returncode == 2, planned.stderr
+    assert token not in planned.stdout + planned.stderr
+    assert not saved.exists()  # a plan that would carry the secret in clear is not written
