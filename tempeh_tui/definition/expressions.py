@@ -165,9 +165,41 @@ def _references_of(tree: nodes.Template, source: str) -> References:
     from jinja2 import TemplateSyntaxError
 
     try:
-        return _references(tree)
+        refs = _references(tree)
     except TemplateSyntaxError as exc:  # TemplateAssertionError: "No filter named 'x'."
         raise ExpressionError(_syntax_message(exc, source)) from None
+    unknown = _unknown_filters_and_tests(tree)
+    if unknown:
+        raise ExpressionError(f"expression does not parse: {unknown} in '{source.strip()}'")
+    return refs
+
+
+# the filters that take a filter's or a test's name as their first argument
+_NAMING_FILTERS = {"map": "filter", "select": "test", "reject": "test"}
+_NAMING_ATTR_FILTERS = {"selectattr": "test", "rejectattr": "test"}
+
+
+def _unknown_filters_and_tests(tree: nodes.Template) -> str | None:
+    """What compiling lets through to run time: a filter or test in an `if` (Jinja defers
+    those), or named as text (`map('upper')`, `select('odd')`, `selectattr('x', 'odd')`)."""
+    from jinja2 import nodes
+
+    env = _environment()
+    known = {"filter": env.filters, "test": env.tests}
+    for node in tree.find_all((nodes.Filter, nodes.Test)):
+        kind = "filter" if isinstance(node, nodes.Filter) else "test"
+        name = node.name
+        if name not in known[kind]:
+            return f"No {kind} named '{name}'"
+        position = 0 if name in _NAMING_FILTERS else 1 if name in _NAMING_ATTR_FILTERS else -1
+        named = _NAMING_FILTERS.get(name) or _NAMING_ATTR_FILTERS.get(name)
+        if not (kind == "filter" and named and len(node.args) > position >= 0):
+            continue
+        arg = node.args[position]  # (map(attribute='x') takes a keyword: not looked at)
+        text = arg.value if isinstance(arg, nodes.Const) else None
+        if isinstance(text, str) and text not in known[named]:
+            return f"No {named} named '{text}' (in {name})"
+    return None
 
 
 def template_expressions(source: str) -> Iterator[re.Match[str]]:

@@ -241,7 +241,13 @@ def test_the_workflows_env_may_read_params_env_run_and_the_workflow() -> None:
 
 @pytest.mark.parametrize(
     ("when", "words"),
-    [("params.x | nope", "No filter named 'nope'"), ("params.x is nope", "No test named 'nope'")],
+    [
+        ("params.x | nope", "No filter named 'nope'"),
+        ("params.x is nope", "No test named 'nope'"),
+        ("1 if params.x is nope else 2", "No test named 'nope'"),  # Jinja defers this one
+        ("[params.x] | map('nope') | first", "No filter named 'nope' (in map)"),
+        ("[1] | select('nope') | list", "No test named 'nope' (in select)"),
+    ],
 )
 def test_an_unknown_filter_or_test_is_a_problem_not_a_crash(when: str, words: str) -> None:
     problem = the_problem(
@@ -253,3 +259,14 @@ def test_an_unknown_filter_or_test_is_a_problem_not_a_crash(when: str, words: st
         """
     )
     assert_problem(problem, 4, 32, "when: expression does not parse", words)
+
+
+def test_filters_and_tests_named_as_text_that_exist_are_fine() -> None:
+    load(
+        """
+        name: w
+        params: {x: {default: "1"}}
+        steps:
+          - {name: a, run: make, when: "[params.x] | map('int') | select('odd') | list"}
+        """
+    )
