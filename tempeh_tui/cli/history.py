@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tempeh_tui.definition.durations import format_duration, parse_duration
-from tempeh_tui.events import RunStatus
+from tempeh_tui.events import RunStatus, StepStatus
 from tempeh_tui.store import LogRecord, PruneResult, RunRecord, StepRecord, open_store
 from tempeh_tui.store.base import DecisionRecord, RollbackRecord
 from tempeh_tui.store.rows import unit_matches
@@ -302,6 +302,7 @@ def _decision_line(question: DecisionRecord) -> str:
 
 def _attempt_lines(step: StepRecord) -> list[str]:
     lines = []
+    last = step.attempt_history[-1] if step.attempt_history else None
     for attempt in step.attempt_history:
         what = [f"{step.name} attempt {attempt.attempt}:"]
         if attempt.exit_code is not None:
@@ -310,8 +311,10 @@ def _attempt_lines(step: StepRecord) -> list[str]:
             what.append(attempt.error_class)
         if attempt.delay_after is not None:
             what.append(f"retried after {_seconds(attempt.delay_after)}")
-        elif attempt.ended_at is None:
+        elif attempt.ended_at is None and attempt is last and step.status is StepStatus.RUNNING:
             what.append("running")
+        elif attempt.ended_at is None:  # its process went with the engine that drove it
+            what.append("stopped with its engine, its end not recorded")
         lines.append(" ".join(what))
     return lines
 

@@ -56,3 +56,18 @@ def test_a_run_nobody_drives_shows_nothing_running_or_waiting() -> None:
         "deploy": StepStatus.PENDING,
         "after": StepStatus.PENDING,
     }
+
+
+def test_an_attempt_whose_end_was_never_recorded_is_not_shown_running() -> None:
+    from tempeh_tui.cli.history import _attempt_lines
+    from tempeh_tui.store.base import AttemptRecord
+
+    killed = AttemptRecord(attempt=1, started_at=1.0)  # its engine died with it
+    again = AttemptRecord(attempt=2, started_at=5.0, ended_at=6.0, exit_code=0)
+    done = StepRecord(name="migrate", status=StepStatus.SUCCEEDED, attempt_history=(killed, again))
+    assert _attempt_lines(done) == [
+        "migrate attempt 1: stopped with its engine, its end not recorded",
+        "migrate attempt 2: exit 0",
+    ]
+    going = StepRecord(name="migrate", status=StepStatus.RUNNING, attempt_history=(killed,))
+    assert _attempt_lines(going) == ["migrate attempt 1: running"]
