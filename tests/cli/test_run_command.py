@@ -18,13 +18,16 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPEH = [sys.executable, "-m", "tempeh_tui"]
 
 
-def tempeh(*args: str, db: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def tempeh(
+    *args: str, db: Path, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*TEMPEH, *args, "--db", str(db)],
         capture_output=True,
         text=True,
         timeout=timeout,
         cwd=ROOT,
+        env=env,
         check=False,
     )
 
@@ -234,15 +237,7 @@ def test_a_run_refused_for_its_secrets_leaves_no_run_in_the_store(
     if token is not None:
         env["API_TOKEN"] = token
     db = tmp_path / "t.db"
-    done = subprocess.run(
-        [*TEMPEH, "run", str(flow), *params, "--db", str(db)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        env=env,
-        check=False,
-    )
+    done = tempeh("run", str(flow), *params, db=db, env=env)
     assert done.returncode == 2, done.stderr
     assert expected in done.stderr
     assert not (tmp_path / "ran").exists()
@@ -503,27 +498,20 @@ def test_an_error_about_what_the_operator_gave_never_echoes_a_secret(tmp_path: P
     token = "S3cr3t-Tok/en+9zQ"
     env = {**os.environ, "API_TOKEN": token}
     for given in (["-p", f"region={token}"], ["--approve", token]):
-        done = subprocess.run(
-            [*TEMPEH, "run", str(flow), *given, "--db", str(tmp_path / "t.db")],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=ROOT,
-            env=env,
-            check=False,
-        )
+        done = tempeh("run", str(flow), *given, db=tmp_path / "t.db", env=env)
         assert done.returncode == 2, done.stderr
         assert token not in done.stderr
         assert "***" in done.stderr
     saved = tmp_path / "plan.json"
-    planned = subprocess.run(
-        [*TEMPEH, "plan", str(flow), "-p", f"region={token}", "--out", str(saved)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
+    planned = tempeh(
+        "plan",
+        str(flow),
+        "-p",
+        f"region={token}",
+        "--out",
+        str(saved),
+        db=tmp_path / "t.db",
         env=env,
-        check=False,
     )
     assert planned.returncode == 2, planned.stderr
     assert token not in planned.stdout + planned.stderr
