@@ -48,32 +48,32 @@ _FORBIDDEN = {
 
 
 def expands_as_code(value: str) -> bool:
-    """Whether bash could run part of `value` as code where a script reads it as a number or
-    a variable name: an array subscript holding an expansion (`a[$(cmd)]`, `a[`cmd`]`,
-    `a[$x]`, also `a["$(cmd)"]` or after an escaped `]`), or a compound assignment
-    (`($(cmd))`, which `declare -a arr="$v"` runs). Subscripts are expanded wherever bash reads
-    a value as arithmetic (`$(( ))`, `${v:N}`, `local -i`) or as a name (`[ -v ]`, `printf -v`,
-    `unset`, `read`, namerefs), directly or through a variable that names it; those places
-    can't all be told from a script, so such a value never reaches one (SPEC 1.1: no value
-    becomes shell code). A `[` opens a subscript only after a name's character, as in bash:
-    `^v[0-9]+$`, `[::1]:$PORT` or `price [about $5]` are fine."""
-    if value.startswith("(") and ("$" in value or "`" in value):
+    """Whether bash could run part of `value` as code where a script reads it as a number, a
+    variable name or an array's items: an array subscript holding an expansion (`a[$(cmd)]`,
+    `a[`cmd`]`, `a[$x]`, also in quotes, single ones included, or after an escaped `]`), a
+    value starting with `[` holding one (a script may put the name before it: `N=a{{ x }}`),
+    or a parenthesized list holding a command (`($(cmd))`, `arr=($(cmd))`: `declare -a`
+    runs it). Subscripts are expanded wherever bash reads a value as arithmetic (`$(( ))`,
+    `${v:N}`, `local -i`) or as a name (`[ -v ]`, `printf -v`, `unset`, `read`, namerefs),
+    directly or through a variable that names it; those places can't all be told from a
+    script, so such a value never reaches one (SPEC 1.1: no value becomes shell code). A `[`
+    opens a subscript only after a name's character, as in bash: `^v[0-9]+$`, `[::1]:$PORT`
+    or `price [about $5]` are fine."""
+    if _LIST_WITH_COMMAND.search(value):
         return True
     depth, quote, escaped = 0, "", False
     for i, char in enumerate(value):
         if not depth:
-            if char == "[" and i and (value[i - 1].isalnum() or value[i - 1] == "_"):
+            if char == "[" and (i == 0 or value[i - 1].isalnum() or value[i - 1] == "_"):
                 depth = 1
         elif escaped:
             escaped = False
-        elif quote == "'":
-            quote = "" if char == "'" else quote
+        elif char in "$`":
+            return True  # expanded in a subscript whatever quotes surround it
         elif char == "\\":
             escaped = True
-        elif char in "$`":
-            return True  # unquoted, or in double quotes: expanded either way
-        elif quote == '"':
-            quote = "" if char == '"' else quote
+        elif quote:
+            quote = "" if char == quote else quote
         elif char in "'\"":
             quote = char
         elif char == "[":
@@ -81,6 +81,11 @@ def expands_as_code(value: str) -> bool:
         elif char == "]":
             depth -= 1
     return False
+
+
+_LIST_WITH_COMMAND = re.compile(r"(?:^|=)\((?:[^)]*?)(?:\$[({]|`)")
+"""`(` at the start or after `=`, then a command or parameter expansion: a list
+`declare -a` would run."""
 
 
 CODE_IN_BRACKETS = (
@@ -223,6 +228,8 @@ _HINTS = {
     "the text of an eval": "run the command directly, without eval",
     "the text of a trap": "have the trap call a function that reads the value from a variable",
     "a script a shell reads from a here-string": "run the commands directly",
+    "a script piped into a shell": "run the commands directly",
+    "a script a shell reads from a process substitution": "run the commands directly",
     "the script of a sh -c": (
         "pass the value as an argument instead: bash -c '... \"$1\" ...' _ {{ value }}"
     ),
@@ -258,6 +265,8 @@ def _refuse_arithmetic(
             and not _OPEN_EXPANSION.search(text, 0, offset)
         ):
             context = None  # `echo "x[{{ v }}]"`: text in quotes, not a subscript
+        if context is None:
+            context = _read_as_a_script(text, offset)
         if context is not None:
             hint = _HINTS.get(
                 context,
@@ -269,6 +278,26 @@ def _refuse_arithmetic(
                 f"code even from a variable; {hint}",
                 found_at,
             )
+
+
+_PIPED_TO_SHELL = re.compile(r"\|\s*(?:sudo\s+(?:-\S+\s+)*)?(?:ba|da|z|k)?sh\b(?!\s+[^\s|;&-])")
+"""`| bash`, `| sudo sh -s`: a shell reading its script from the pipe (not `| sh file.sh`)."""
+_SHELL_READS_SUBSTITUTION = re.compile(
+    r"(?:\bsource|(?:^|[\s;&|(])\.|\b(?:ba|da|z|k)?sh)\s+<\([^)]*$"
+)
+
+
+def _read_as_a_script(text: str, offset: int) -> str | None:
+    """Whether the line at `offset` hands its text to a shell to run: piped into one
+    (`echo "{{ v }}" | bash`), or read through a process substitution (`source <(...)`)."""
+    start = text.rfind("\n", 0, offset) + 1
+    end = text.find("\n", offset)
+    rest = text[offset : end if end >= 0 else len(text)]
+    if _PIPED_TO_SHELL.search(rest):
+        return "a script piped into a shell"
+    if _SHELL_READS_SUBSTITUTION.search(text, start, offset):
+        return "a script a shell reads from a process substitution"
+    return None
 
 
 def _arith_context(text: str, offset: int) -> str | None:

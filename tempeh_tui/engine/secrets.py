@@ -29,7 +29,19 @@ _MIN_BASE64_PART = 8
 _RUN = re.compile(r"[A-Za-z0-9+/_-]+")
 """Base64 (standard or URL-safe) characters: a line's first run, or its last read backwards."""
 _BASE64 = frozenset(string.ascii_letters + string.digits + "+/_-")
-_PERCENT = re.compile(r"%[0-9A-F]{2}")
+_PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
+
+
+def _form_pattern(form: str) -> str:
+    """A form as a regex: itself, but each `%XX` escape in either case (`%2f`, `%2F`)."""
+    parts = []
+    last = 0
+    for match in _PERCENT.finditer(form):
+        parts.append(re.escape(form[last : match.start()]))
+        parts.append("%(?i:" + match.group(0)[1:] + ")")
+        last = match.end()
+    parts.append(re.escape(form[last:]))
+    return "".join(parts)
 
 
 class MissingSecret(TempehError):
@@ -81,13 +93,14 @@ class Masker:
     def __init__(self, values: Iterable[str] = ()) -> None:
         forms: set[str] = set()
         encoded: set[str] = set()
+        escaped: set[str] = set()  # URL-encoded forms with escapes, lower-cased
         for value in values:
             if len(value) < _MIN_LENGTH:
                 continue
             quoted = {urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
-            # `%2f` is `%2F` too (JavaScript's encodeURIComponent and many tools write lower)
-            quoted |= {_PERCENT.sub(lambda m: m.group(0).lower(), q) for q in quoted}
             forms.update({value, *quoted})
+            # `%2f` is `%2F` too, whatever the case of each escape (see `_form_pattern`)
+            escaped.update(q.lower() for q in quoted if "%" in q)
             encoded.update(_base64_forms(value.encode()))
         forms.update(encoded)
         # Base64 wrapped over lines (`base64` wraps at 76 columns, PEM at 64): a line may end
@@ -95,7 +108,8 @@ class Masker:
         # wholly inside them. Each line is masked on its own, so its ends are looked up.
         self._encoded = tuple(sorted(encoded, key=len, reverse=True))
         ordered = sorted(forms, key=len, reverse=True)  # longest first: no partial masks
-        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        self._pattern = re.compile("|".join(map(_form_pattern, ordered))) if ordered else None
+        self._escaped = tuple(escaped)
         # Most text holds no secret: `in` tells that faster than the regex (whose many
         # alternatives make it try a match at most positions). A form that contains another
         # is found only where that one is, so only the others need looking for.
@@ -111,6 +125,11 @@ class Masker:
             if needle in text:
                 text = self._pattern.sub(MASK, text)
                 break
+        else:
+            if self._escaped and "%" in text:  # escapes in another case than both needles
+                lowered = text.lower()
+                if any(form in lowered for form in self._escaped):
+                    text = self._pattern.sub(MASK, text)
         return self._mask_line_ends(text) if self._encoded else text
 
     def _mask_line_ends(self, text: str) -> str:

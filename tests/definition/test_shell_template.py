@@ -228,6 +228,9 @@ def test_every_shell_command_of_a_step_is_checked(
         ('trap "echo {{ x }}" EXIT', "the text of a trap"),
         ('bash <<< "deploy {{ x }}"', "a script a shell reads from a here-string"),
         ('declare -a arr="{{ x }}"', "an array declaration"),
+        ('echo "{{ x }}" | bash', "a script piped into a shell"),
+        ('echo "{{ x }}" | sudo -E sh -s', "a script piped into a shell"),
+        ('source <(echo "{{ x }}")', "a script a shell reads from a process substitution"),
         ("sh -ec 'x'; sh -c deploy-{{ x }}", "the script of a sh -c"),
     ],
 )
@@ -251,6 +254,8 @@ def test_braces_where_bash_evaluates_arithmetic_are_refused(command: str, contex
         'read -r n <<< "{{ x }}"',
         'grep -c x <<< "{{ x }}"',
         "trap cleanup EXIT; echo {{ x }}",
+        "echo {{ x }} | sh ./deploy.sh",
+        "echo {{ x }} | sha256sum",
         'echo "x[{{ x }}]"',
         "bash -c 'deploy \"$1\"' _ {{ x }}",
     ],
@@ -309,7 +314,13 @@ def test_values_that_meet_in_the_script_are_checked_together(command: str) -> No
 
 @pytest.mark.parametrize(
     "value",
-    ["a[\\]$(touch PWNED)]", 'a["]"$(touch PWNED)]', "a[']'$(touch PWNED)]", "($(touch PWNED))"],
+    [
+        "a[\\]$(touch PWNED)]",
+        'a["]"$(touch PWNED)]',
+        "a[']'$(touch PWNED)]",
+        "a['$(touch PWNED)']",
+        "($(touch PWNED))",
+    ],
 )
 def test_a_quoted_or_escaped_bracket_or_a_list_does_not_hide_code(
     tmp_path: Path, value: str
@@ -331,3 +342,27 @@ def test_a_quoted_or_escaped_bracket_or_a_list_does_not_hide_code(
 def test_code_in_nested_brackets_is_found() -> None:
     with pytest.raises(ExpressionError, match="in an array subscript"):
         parse_shell_template("echo {{ x }}").render(["a[x[1]+$(touch PWNED)]"])
+
+
+@pytest.mark.parametrize(
+    ("command", "value"),
+    [
+        ('N=a{{ x }}; (echo "n=$((N))")', "[$(touch PWNED)]"),  # the name is the script's
+        ('V="{{ x }}"; (declare -a "$V")', "arr=($(touch PWNED))"),
+    ],
+)
+def test_a_value_completed_into_code_by_the_script_is_refused(
+    tmp_path: Path, command: str, value: str
+) -> None:
+    template = parse_shell_template(command)
+    with pytest.raises(ExpressionError, match="in an array subscript or a parenthesized list"):
+        template.render([value])
+    rendered, env = template.render(["0"])  # what the refusal prevents
+    subprocess.run(
+        ["bash", "-c", rendered],
+        env={**os.environ, **dict.fromkeys(env, value)},
+        cwd=tmp_path,
+        capture_output=True,
+        check=False,
+    )
+    assert (tmp_path / "PWNED").exists()

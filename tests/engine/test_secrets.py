@@ -88,6 +88,7 @@ def test_plain_and_url_encoded_forms_are_still_masked() -> None:
     assert masker.mask("u=p%40ss%20word%2Fwith%3Astuff&x=1") == "u=***&x=1"
     assert masker.mask("u=p%40ss+word%2Fwith%3Astuff") == "u=***"
     assert masker.mask("u=p%40ss%20word%2fwith%3astuff") == "u=***"  # lower-case escapes
+    assert masker.mask("u=p%40ss%20word%2Fwith%3astuff") == "u=***"  # and mixed
     assert masker.mask(base64.b64encode(token.encode()).decode()) == "***="  # padding stays
 
 
