@@ -196,7 +196,8 @@ class LineSplitter:
         it was not kept; the next line starts afresh."""
         lines = self._limited(_pieces(raw.removesuffix(b"\r")))
         if self._dropped:
-            lines.append(f"[tempeh: {self._dropped:,} more bytes of this line were not kept]")
+            unit, verb = ("byte", "was") if self._dropped == 1 else ("bytes", "were")
+            lines.append(f"[tempeh: {self._dropped:,} more {unit} of this line {verb} not kept]")
         self._kept = self._dropped = 0
         return lines
 

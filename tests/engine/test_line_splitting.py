@@ -71,3 +71,10 @@ def test_an_endless_line_at_the_end_of_the_stream_is_bounded_too() -> None:
     assert len(lines) == MAX_LINE_PIECES + 1
     dropped = (MAX_LINE_PIECES + 4) * MAX_LINE_BYTES - MAX_LINE_PIECES * MAX_LINE_BYTES
     assert lines[-1] == f"[tempeh: {dropped:,} more bytes of this line were not kept]"
+
+
+def test_the_marker_counts_one_byte_as_one() -> None:
+    from tempeh_tui.engine.shell_process import MAX_LINE_PIECES
+
+    lines = LineSplitter().feed(b"z" * (MAX_LINE_PIECES * MAX_LINE_BYTES + 1) + b"\n")
+    assert lines[-1] == "[tempeh: 1 more byte of this line was not kept]"
