@@ -59,6 +59,8 @@ def expands_as_code(value: str) -> bool:
     script, so such a value never reaches one (SPEC 1.1: no value becomes shell code). A `[`
     opens a subscript only after a name's character, as in bash: `^v[0-9]+$`, `[::1]:$PORT`
     or `price [about $5]` are fine."""
+    if "$" not in value and "`" not in value:
+        return False  # (most values: no character-by-character walk)
     if _LIST_WITH_COMMAND.search(value):
         return True
     depth, quote, escaped = 0, "", False
