@@ -484,6 +484,26 @@ def test_a_thread_a_library_left_running_does_not_keep_tempeh_from_exiting() -> 
     assert done.stdout == "bye\n"
 
 
+def test_exiting_without_teardown_still_flushes_output_and_runs_atexit_functions(
+    tmp_path: Path,
+) -> None:
+    """`_exit` skips the interpreter's teardown (it cost ~50 ms a run), not what a user's
+    Python step registered with `atexit`, nor output still in a buffer."""
+    marker = tmp_path / "atexit-ran"
+    script = (
+        "import atexit, pathlib, sys\n"
+        "from tempeh_tui.cli import _exit\n"
+        f"atexit.register(pathlib.Path({str(marker)!r}).write_text, 'yes')\n"
+        "sys.stdout.write('buffered, never flushed')\n"
+        "_exit(4)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=20
+    )
+    assert (done.returncode, done.stdout) == (4, "buffered, never flushed")
+    assert marker.read_text() == "yes"
+
+
 def test_an_error_about_what_the_operator_gave_never_echoes_a_secret(tmp_path: Path) -> None:
     flow = write(
         tmp_path,
