@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 from random import Random
 from typing import TYPE_CHECKING, Any
 
@@ -660,11 +661,17 @@ def _run_record(
         definition=wf.model_dump(mode="json", by_alias=True),
         definition_hash=wf.fingerprint(),
         params=dict(params),
-        source=smap.source if smap else None,
+        source=_recorded_source(smap.source) if smap else None,
         started_at=time.time(),
         max_concurrency=wf.max_concurrency,
         not_selected=dict(off),
     )
+
+
+def _recorded_source(source: str) -> str:
+    """The workflow file as an absolute path: `resume` and `rollback` run steps in its
+    directory, and may be started from another one than the run."""
+    return source if source.startswith("<") else str(Path(source).resolve())
 
 
 def _workdir(wf: Workflow) -> str:

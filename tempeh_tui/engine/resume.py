@@ -16,6 +16,7 @@ from typing import Literal
 import anyio
 
 from tempeh_tui.definition.models import Workflow
+from tempeh_tui.definition.yaml_reader import SourceMap
 from tempeh_tui.engine.decisions import (
     FAILURE_CHOICES,
     Decision,
@@ -139,6 +140,8 @@ def stored_workflow(run: RunRecord) -> Workflow:
             f"run {run.id}: the stored definition does not match its hash; "
             "the store was changed outside tempeh; refusing to act on it"
         )
+    if run.source:  # its steps run in the file's directory, wherever `resume` was started
+        workflow._source_map = SourceMap(run.source)
     return workflow
 
 

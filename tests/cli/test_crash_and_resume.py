@@ -190,3 +190,60 @@ def test_resume_kills_what_a_dead_engine_left_running(tmp_path: Path) -> None:
         for pid in map(int, pids.read_text().split()):
             if psutil.pid_exists(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_resume_from_another_directory_runs_steps_where_the_workflow_file_is(
+    tmp_path: Path,
+) -> None:
+    """A run started as `tempeh run flow.yaml` in its folder, resumed from elsewhere: its
+    relative scripts and its Python step's module are found (they were looked for in the
+    directory `resume` was started from)."""
+    app, elsewhere, db = tmp_path / "app", tmp_path / "elsewhere", tmp_path / "t.db"
+    app.mkdir()
+    elsewhere.mkdir()
+    (app / "tool.sh").write_text("echo tool ran in $PWD >> ledger\n")
+    (app / "app_steps.py").write_text("def go(ctx):\n    return {'where': 'found'}\n")
+    (app / "flow.yaml").write_text(
+        textwrap.dedent(
+            """
+            name: relative
+            steps:
+              - {name: block, run: "test -f done || { touch done; sleep 30; }"}
+              - {name: script, needs: [block], run: "bash tool.sh"}
+              - {name: py, needs: [block], python: "app_steps:go"}
+            """
+        )
+    )
+    first = subprocess.Popen(
+        [*TEMPEH, "run", "flow.yaml", "--db", str(db), "--json"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=app,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert first.stdout is not None
+    run_id = ""
+    for line in first.stdout:
+        event = json.loads(line)
+        run_id = event["run_id"]
+        if event["type"] == "step_started":
+            break
+    while not (app / "done").exists():
+        time.sleep(0.02)
+    first.kill()
+    first.communicate()
+
+    resumed = subprocess.run(
+        [*TEMPEH, "resume", run_id, "--yes", "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=elsewhere,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    assert (app / "ledger").read_text() == f"tool ran in {app}\n"
+    shown = json.loads(tempeh("show", run_id, "--json", db=db).stdout)
+    assert {s["name"]: s["outputs"] for s in shown["steps"]}["py"] == {"where": "found"}
+    assert shown["source"] == str(app / "flow.yaml")
