@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from tempeh_tui.cli.console import report_console
 from tempeh_tui.definition.durations import format_duration, parse_duration
 from tempeh_tui.events import RunStatus, StepStatus
 from tempeh_tui.store import LogRecord, PruneResult, RunRecord, StepRecord, open_store
@@ -52,12 +53,14 @@ def runs(args: argparse.Namespace) -> int:
     if args.json:
         _print_json([run.to_json(with_steps=False) for run in found])
         return 0
-    console = Console(highlight=False)
+    console = report_console()
     if not found:
         console.print("no runs yet")
         return 0
     table = Table(show_edge=False, pad_edge=False, header_style="bold")
-    for column in ("run", "workflow", "status", "started", "duration"):
+    # a run id is never cut: it is what the operator copies into the next command
+    table.add_column("run", no_wrap=True, min_width=max(len(run.id) for run in found))
+    for column in ("workflow", "status", "started", "duration"):
         table.add_column(column, no_wrap=True)
     for run in found:
         table.add_row(
@@ -76,7 +79,7 @@ def show(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(run.to_json())
     else:
-        _print_run(run, Console(highlight=False))
+        _print_run(run, report_console())
     return 0
 
 

@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from tempeh_tui.cli.console import report_console
 from tempeh_tui.definition.durations import format_duration
 from tempeh_tui.graph.plan import Plan
 
@@ -21,7 +22,7 @@ _DECISION_STYLE = {
 
 
 def print_plan(plan: Plan, console: Console | None = None) -> None:
-    console = console or Console(highlight=False)
+    console = console or report_console()
     wf = plan.workflow
     units = plan.units
     console.print(

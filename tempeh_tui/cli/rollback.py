@@ -109,11 +109,12 @@ def print_plan(plan: RollbackPlan, *, as_json: bool, full: bool = True) -> None:
             fields = {k: v for k, v in data.items() if k != "run_id"}
             print(json_notice("rollback_plan", plan.run_id, **fields), flush=True)
         return
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    console = Console(highlight=False)
+    from tempeh_tui.cli.console import report_console
+
+    console = report_console()
     scope = "all of it" if plan.requested is None else ", ".join(plan.requested)
     console.print(
         Text.assemble(

@@ -269,3 +269,31 @@ def test_logs_follow_prints_lines_as_they_come_until_the_run_ends(tmp_path: Path
     assert follower.returncode == 0, err
     lines = [f"tail | live {i}" for i in range(5)]
     assert out.splitlines() == ["tail | before", *lines, "tail | last words"]
+
+
+@pytest.mark.parametrize("columns", [None, "40"])
+def test_piped_reports_cut_nothing_a_script_reads(db: str, columns: str | None) -> None:
+    """Not on a terminal, Rich assumed 80 columns (or COLUMNS) and cut run ids to
+    `20240502-c…`, which `tempeh show` then refused."""
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    if columns is not None:
+        env["COLUMNS"] = columns
+    listed = subprocess.run(
+        [sys.executable, "-m", "tempeh_tui", "runs", "--db", db],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        check=True,
+    ).stdout
+    rows = [line.split()[0] for line in listed.splitlines()[2:]]
+    assert rows == [NEWER, OLDER]
+    shown = subprocess.run(
+        [sys.executable, "-m", "tempeh_tui", "show", rows[0], "--db", db],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        check=True,
+    ).stdout
+    assert all("…" not in line for line in shown.splitlines())
