@@ -270,8 +270,15 @@ async def kill_leftovers(run: RunRecord, grace: float) -> list[int]:
 
 
 def _kill_leftovers(run: RunRecord, grace: float) -> list[int]:
+    """The process groups of the attempts a dead engine never saw end, and the processes of
+    its unfinished units that left them (`setsid`), known by their environment. Never what a
+    finished step left on purpose: a service a succeeded step started carries the run's id
+    too, and must outlive the engine that started it."""
     import psutil
 
+    unfinished = {
+        s.name for s in run.steps if s.status in (StepStatus.RUNNING, StepStatus.ROLLING_BACK)
+    }
     groups: set[int] = set()
     for step in run.steps:
         for attempt in step.attempt_history:
@@ -281,11 +288,12 @@ def _kill_leftovers(run: RunRecord, grace: float) -> list[int]:
             if same_process(group, attempt.process_started):
                 groups.add(group)
     me = os.getpid()
-    for process in psutil.process_iter(["pid"]):
+    for process in psutil.process_iter(["pid"]) if unfinished else ():
         if process.pid == me:
             continue
         with contextlib.suppress(psutil.Error):
-            if process.environ().get("TEMPEH_RUN_ID") == run.id:
+            env = process.environ()
+            if env.get("TEMPEH_RUN_ID") == run.id and env.get("TEMPEH_STEP") in unfinished:
                 groups.add(os.getpgid(process.pid))
     groups.discard(os.getpgid(me))
     terminate_groups(groups, grace)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -247,3 +248,43 @@ def test_resume_from_another_directory_runs_steps_where_the_workflow_file_is(
     shown = json.loads(tempeh("show", run_id, "--json", db=db).stdout)
     assert {s["name"]: s["outputs"] for s in shown["steps"]}["py"] == {"where": "found"}
     assert shown["source"] == str(app / "flow.yaml")
+
+
+def test_resume_leaves_alone_a_service_a_succeeded_step_detached(tmp_path: Path) -> None:
+    """Resume kills what the dead engine's unfinished steps left, even detached, but a
+    service a succeeded step started with `setsid` is the deployment: it used to be killed
+    too (it carries the run's id), and the next steps found it gone."""
+    db, service, stray = tmp_path / "t.db", tmp_path / "service.pid", tmp_path / "stray.pid"
+    flow = tmp_path / "svc.yaml"
+    detach = "setsid sleep 300 >/dev/null 2>&1 </dev/null & echo $! >"
+    once = f"test -f {tmp_path}/again || {{ touch {tmp_path}/again; {detach} {stray}; sleep 300; }}"
+    flow.write_text(
+        textwrap.dedent(
+            f"""
+            name: svc
+            steps:
+              - {{name: start, run: "{detach} {service}"}}
+              - name: hold
+                needs: [start]
+                run: {once}
+            """
+        )
+    )
+    process = start(["run", str(flow)], db)
+    run_id = json.loads(process.stdout.readline() if process.stdout else "")["run_id"]
+    deadline = time.monotonic() + 20
+    while not stray.exists() or not stray.read_text().strip():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    kept, killed = int(service.read_text()), int(stray.read_text())
+    try:
+        resumed = tempeh("resume", run_id, "--yes", db=db)
+        assert resumed.returncode == 0, resumed.stderr
+        assert psutil.Process(kept).status() != psutil.STATUS_ZOMBIE
+        assert not psutil.pid_exists(killed) or psutil.Process(killed).status() == "zombie"
+    finally:
+        for pid in (kept, killed):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
