@@ -145,17 +145,6 @@ def stored_workflow(run: RunRecord) -> Workflow:
     return workflow
 
 
-def _between_attempts(record: StepRecord) -> bool:
-    """A `running` step whose last attempt had ended: the engine stopped during the backoff
-    before the next attempt, so nothing of the step can have been running (not in doubt)."""
-    history = record.attempt_history
-    return (
-        bool(history)
-        and history[-1].ended_at is not None
-        and (history[-1].attempt >= record.attempts)
-    )
-
-
 def plan_resume(run: RunRecord, workflow: Workflow) -> ResumePlan:
     """Per unit: reuse, re-run, in doubt, or decide again, and why."""
     stored = {s.name: s for s in run.steps}
@@ -173,7 +162,7 @@ def plan_resume(run: RunRecord, workflow: Workflow) -> ResumePlan:
         elif record.status is StepStatus.SUCCEEDED:
             why = "succeeded" + (" (cached)" if record.cached else "")
             decisions.append(UnitDecision(unit.name, "reuse", why, record))
-        elif record.status is StepStatus.RUNNING and _between_attempts(record):
+        elif record.status is StepStatus.RUNNING and not record.in_doubt:
             last = record.attempt_history[-1]
             why = (
                 f"was waiting to retry: attempt {last.attempt} had ended "
@@ -271,14 +260,14 @@ async def kill_leftovers(run: RunRecord, grace: float) -> list[int]:
 
 def _kill_leftovers(run: RunRecord, grace: float) -> list[int]:
     """The process groups of the attempts a dead engine never saw end, and the processes of
-    its unfinished units that left them (`setsid`), known by their environment. Never what a
-    finished step left on purpose: a service a succeeded step started carries the run's id
-    too, and must outlive the engine that started it."""
+    its running units and running compensations that left them (`setsid`), known by their
+    environment. Never what a finished step left on purpose: a service a succeeded step
+    started carries the run's id too, and must outlive the engine that started it (until a
+    compensation stops it)."""
     import psutil
 
-    unfinished = {
-        s.name for s in run.steps if s.status in (StepStatus.RUNNING, StepStatus.ROLLING_BACK)
-    }
+    running = {s.name for s in run.steps if s.status is StepStatus.RUNNING}
+    compensating = {s.name for s in run.steps if s.status is StepStatus.ROLLING_BACK}
     groups: set[int] = set()
     for step in run.steps:
         for attempt in step.attempt_history:
@@ -288,12 +277,15 @@ def _kill_leftovers(run: RunRecord, grace: float) -> list[int]:
             if same_process(group, attempt.process_started):
                 groups.add(group)
     me = os.getpid()
-    for process in psutil.process_iter(["pid"]) if unfinished else ():
+    for process in psutil.process_iter(["pid"]) if running or compensating else ():
         if process.pid == me:
             continue
         with contextlib.suppress(psutil.Error):
             env = process.environ()
-            if env.get("TEMPEH_RUN_ID") == run.id and env.get("TEMPEH_STEP") in unfinished:
+            if env.get("TEMPEH_RUN_ID") != run.id:
+                continue
+            unit = env.get("TEMPEH_STEP")
+            if unit in running or (unit in compensating and "TEMPEH_ROLLBACK_ID" in env):
                 groups.add(os.getpgid(process.pid))
     groups.discard(os.getpgid(me))
     terminate_groups(groups, grace)

@@ -13,7 +13,6 @@ compensated again, so after a crash `tempeh rollback RUN` continues where it sto
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import os
 import secrets as _random
@@ -30,9 +29,8 @@ from tempeh_tui.definition.expressions import ExpressionError
 from tempeh_tui.definition.models import Workflow
 from tempeh_tui.engine.decisions import retry_values_by_unit
 from tempeh_tui.engine.executor import DEFAULT_GRACE, ExecResult, Executor, ShellRequest
-from tempeh_tui.engine.process_groups import terminate_groups
 from tempeh_tui.engine.rendering import RunScope, render_shell
-from tempeh_tui.engine.resume import as_unit_result, stored_workflow
+from tempeh_tui.engine.resume import as_unit_result, kill_leftovers, stored_workflow
 from tempeh_tui.engine.rollback_plan import (
     PlannedUnit,
     RollbackPlan,
@@ -48,6 +46,7 @@ from tempeh_tui.events import (
     RollbackStepFinished,
     RollbackStepStarted,
     RunStatus,
+    StepFinished,
     StepOutput,
     StepStatus,
 )
@@ -158,7 +157,7 @@ class RollbackManager:
             await store.flush()
             record = await store.get_run(plan.run_id)
             workflow = self._check(plan, record)
-            await anyio.to_thread.run_sync(_kill_leftover_compensations, record, self._grace)
+            await kill_leftovers(record, self._grace)  # of a dead engine, or a dead rollback
             if bus is None:
                 bus = EventBus(record.id, first_seq=await store.last_seq(record.id))
                 for subscriber in self._subscribers:
@@ -236,6 +235,17 @@ class _Rollback:
                     rollback_id=earlier.id,
                     status=RunStatus.INTERRUPTED,
                     message="its process stopped before it ended; continued by " + self.rollback_id,
+                )
+        for step in self.record.steps:
+            if step.status is StepStatus.RUNNING:  # we hold the lease: its engine is gone
+                self.bus.emit(
+                    StepFinished,
+                    step=step.name,
+                    status=StepStatus.INTERRUPTED,
+                    attempts=step.attempts,
+                    reason="it was running when its engine stopped; its processes were "
+                    f"stopped before rollback {self.rollback_id}",
+                    ended_at=time.time(),
                 )
         self.bus.emit(
             RollbackPlanned,
@@ -445,33 +455,6 @@ class _Observer:
     def done(self) -> None:
         if self._pid is not None:
             self._groups.discard(self._pid)
-
-
-def _kill_leftover_compensations(record: RunRecord, grace: float) -> list[int]:
-    """Kill the compensations a dead rollback left running: the processes of its in-doubt
-    units, known by their environment. Never the run's other processes (a service a step
-    started carries the run's id too, and must survive a rollback that does not stop it)."""
-    import psutil
-
-    dead = {r.id for r in record.rollbacks if r.status is RunStatus.RUNNING}
-    in_doubt = {s.name for s in record.steps if s.status is StepStatus.ROLLING_BACK}
-    if not dead or not in_doubt:
-        return []
-    groups: set[int] = set()
-    for process in psutil.process_iter(["pid"]):
-        if process.pid == os.getpid():
-            continue
-        with contextlib.suppress(psutil.Error, OSError):
-            env = process.environ()
-            if (
-                env.get("TEMPEH_RUN_ID") == record.id
-                and env.get("TEMPEH_ROLLBACK_ID") in dead
-                and env.get("TEMPEH_STEP") in in_doubt
-            ):
-                groups.add(os.getpgid(process.pid))
-    groups.discard(os.getpgid(os.getpid()))
-    terminate_groups(groups, grace)
-    return sorted(groups)
 
 
 def _workdir(record: RunRecord) -> str:

@@ -144,7 +144,10 @@ def build_rollback_plan(
     `plan_rollback(run_id, failed_step)` of SPEC 7).
     """
     wg = build_graph(workflow)
-    status = {s.name: s.status for s in run.steps}
+    # a unit its dead engine left running may have done its work: it is undone like one
+    # that succeeded (its processes are stopped first: `execute_rollback`)
+    doubtful = {s.name for s in run.steps if s.in_doubt}
+    status = {s.name: StepStatus.SUCCEEDED if s.in_doubt else s.status for s in run.steps}
     requested = None if steps is None else _names(steps)
     reasons: dict[str, str] = {}
     if requested is not None:
@@ -179,7 +182,7 @@ def build_rollback_plan(
                 name=n,
                 step=wg.units[n].step.name,
                 group=group[n],
-                why=_why(reasons[n], status[n]),
+                why=_why(reasons[n], status[n], n in doubtful),
                 after=tuple(sorted(after[n], key=lambda a: -wg.order[a])),
                 in_doubt=status[n] is StepStatus.ROLLING_BACK,
             )
@@ -269,7 +272,9 @@ def _topological(wg: WorkflowGraph) -> list[str]:
     return list(networkx.lexicographical_topological_sort(wg.graph, key=wg.order.__getitem__))
 
 
-def _why(reason: str, status: StepStatus) -> str:
+def _why(reason: str, status: StepStatus, doubtful: bool) -> str:
+    if doubtful:
+        return f"{reason}; in doubt: it was running when its engine stopped (it may have acted)"
     if status is StepStatus.ROLLING_BACK:
         return f"{reason}; in doubt: its rollback was running when a process stopped"
     if status is StepStatus.ROLLBACK_FAILED:

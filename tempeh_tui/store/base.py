@@ -162,6 +162,18 @@ class StepRecord:
     pid: int | None = None
     """The pid of the unit's latest process, if it started one."""
 
+    @property
+    def in_doubt(self) -> bool:
+        """`running` when its engine stopped, and its latest attempt may have been running:
+        its end was never recorded, so nothing says whether its effect is in place. (A unit
+        stopped in the backoff before its next attempt had nothing running.)"""
+        if self.status is not StepStatus.RUNNING:
+            return False
+        history = self.attempt_history
+        return not (
+            history and history[-1].ended_at is not None and history[-1].attempt >= self.attempts
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,

@@ -256,6 +256,7 @@ def _project_one(changes: Changes, event: Event) -> None:
         run = changes.run(event.run_id)
         run.set("status", event.status.value)
         run.set("message", event.message)
+        run.fill("ended_at", event.ts)  # a run whose engine died had no end
     elif event.step is None:
         return  # a step event without a step: nothing to project (kept in `events`)
     elif isinstance(event, StepStatusChanged):

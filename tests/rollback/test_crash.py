@@ -117,3 +117,56 @@ def test_kill_9_in_the_middle_of_a_compensation_runs_it_again_once(tmp_path: Pat
 
     assert compensated(ledger) == ["s2", "s1", "s0"]
     assert "rollback.verify says no" in out, out
+
+
+def test_rolling_back_a_run_whose_engine_died_stops_and_undoes_what_it_left_running(
+    tmp_path: Path,
+) -> None:
+    """`tempeh rollback` of a run killed while a step ran: that step is in doubt (it may have
+    done its work), so its processes are stopped first and it is compensated too. Before, the
+    plan left it out, its process went on, and it deployed after the rollback was done."""
+    db, effects, started = tmp_path / "t.db", tmp_path / "effects", tmp_path / "started"
+    flow = tmp_path / "orphan.yaml"
+    flow.write_text(
+        f"""
+name: orphan
+steps:
+  - name: a
+    run: echo "did a" >> {effects}
+    rollback: echo "undo a" >> {effects}
+  - name: slow
+    run: touch {started}; sleep 3; echo "did slow" >> {effects}
+    rollback: echo "undo slow" >> {effects}
+"""
+    )
+    run = tempeh("run", str(flow), "--json", db=db)
+    assert run.stdout is not None
+    run_id = json.loads(run.stdout.readline())["run_id"]
+    deadline = time.monotonic() + 30
+    while not (started.exists() and "did a" in _text(effects)):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    run.send_signal(signal.SIGKILL)
+    run.communicate()
+
+    rollback = tempeh("rollback", run_id, "--yes", "--json", db=db)
+    out, err = rollback.communicate(timeout=60)
+    assert rollback.returncode == 0, out + err
+    plan = next(e for e in map(json.loads, out.splitlines()) if e["type"] == "rollback_plan")
+    why = {u["unit"]: u["why"] for u in plan["units"]}
+    assert "in doubt: it was running when its engine stopped" in why["slow"]
+    time.sleep(3.5)  # what `slow` would have done by now, had it been left running
+    assert sorted(_text(effects).splitlines()) == ["did a", "undo a", "undo slow"]
+
+    show = tempeh("show", run_id, "--json", db=db)
+    shown = json.loads(show.communicate(timeout=30)[0])
+    assert shown["status"] == "rolled_back"
+    assert shown["ended_at"] is not None
+    assert {s["name"]: s["status"] for s in shown["steps"]} == {
+        "a": "rolled_back",
+        "slow": "rolled_back",
+    }
+
+
+def _text(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
