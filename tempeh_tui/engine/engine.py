@@ -288,7 +288,7 @@ class WorkflowEngine:
                 await store.open()
                 stack.push_async_callback(store.close)
             if store is not None:
-                await store.create_run(_run_record(run.run_id, wf, values, off))
+                await store.create_run(_run_record(run.run_id, wf, values, off, run.policy))
                 await stack.enter_async_context(store.lease(run.run_id))
             return await self._drive(run, store, stack)
 
@@ -341,7 +341,7 @@ class WorkflowEngine:
                 workflow=workflow,
                 params=dict(record.params),
                 run_id=record.id,
-                policy=_policy(workflow, on_failure, False),
+                policy=_policy(workflow, on_failure or record.on_failure, False),
                 max_concurrency=_concurrency(max_concurrency) or record.max_concurrency or 4,
                 approvals=_approvals(build_graph(workflow), approve_all, approve),
                 reused=plan.reused(),
@@ -353,6 +353,7 @@ class WorkflowEngine:
                 decision_timeout=decision_timeout,
                 retried=retry_values_by_unit(record.decisions),
                 not_selected=dict(record.not_selected),
+                decided=plan.operator_stop(),
             )
             return await self._drive(run, store, stack)
 
@@ -427,6 +428,8 @@ class WorkflowEngine:
         self._starting = False
         if self._stop_requested is not None:  # interrupted while it started: nothing runs
             scheduler.stop(StopReason(StepStatus.INTERRUPTED, self._stop_requested))
+        if (decided := run.decided) is not None and decided.answer is not None:
+            scheduler.decided_before(decided.unit, Decision(decided.answer), decided.answered_by)
         self._desk = desk
         ended = run.reused  # ended before this process started
         scheduler.passing = run.toggled_off()
@@ -441,9 +444,6 @@ class WorkflowEngine:
         status, message = _run_status(results, scheduler.stopped)
         if scheduler.timed_out is not None and status is not RunStatus.INTERRUPTED:
             status, message = RunStatus.PAUSED, scheduler.timed_out
-        counts: dict[str, int] = {}
-        for result in results.values():
-            counts[result.status.value] = counts.get(result.status.value, 0) + 1
         rolls_back = run.policy is OnFailure.ROLLBACK or scheduler.rollback_requested
         if status is RunStatus.FAILED and rolls_back and store is not None:
             await store.flush()  # the rollback plans from what the store says succeeded
@@ -451,6 +451,9 @@ class WorkflowEngine:
             for step in (await store.get_run(run.run_id)).steps:  # what the rollback undid
                 if step.status in _UNDONE and step.name in results:
                     results[step.name] = dataclasses.replace(results[step.name], status=step.status)
+        counts: dict[str, int] = {}  # the units' ends, after what a rollback undid
+        for result in results.values():
+            counts[result.status.value] = counts.get(result.status.value, 0) + 1
         # last: what the run came to, rollback included (`rolled_back` goes with exit 3)
         bus.emit(RunFinished, status=status, message=message, counts=counts)
         if store is not None:
@@ -585,6 +588,9 @@ class _RunSetup:
     """The workflow's graph, if built already (10,000 steps: ~50 ms to build again)."""
     secrets: dict[str, str] | None = None
     """The secrets' values, if read already (a new run reads them before it is recorded)."""
+    decided: DecisionRecord | None = None
+    """An operator's `rollback` or `abort` of a failure, stored, that the engine which asked
+    died before acting on: a resume acts on it first."""
 
     def toggled_off(self) -> dict[str, UnitResult]:
         """Not-selected units as ended: skipped, counting as done for what still runs."""
@@ -651,7 +657,11 @@ def _run_status(
 
 
 def _run_record(
-    run_id: str, wf: Workflow, params: Mapping[str, Any], off: Mapping[str, str]
+    run_id: str,
+    wf: Workflow,
+    params: Mapping[str, Any],
+    off: Mapping[str, str],
+    policy: OnFailure,
 ) -> RunRecord:
     smap = wf.source_map
     return RunRecord(
@@ -665,6 +675,7 @@ def _run_record(
         started_at=time.time(),
         max_concurrency=wf.max_concurrency,
         not_selected=dict(off),
+        on_failure=policy.value,
     )
 
 

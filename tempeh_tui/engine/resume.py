@@ -51,7 +51,7 @@ __all__ = [
     "stored_workflow",
 ]
 
-Action = Literal["reuse", "re-run", "in doubt", "decide again", "not selected"]
+Action = Literal["reuse", "re-run", "in doubt", "decide again", "not selected", "as decided"]
 
 
 class InDoubt(TempehError):
@@ -101,6 +101,9 @@ class UnitDecision:
     """In doubt, not idempotent, no probe: runs again only with the operator's yes."""
     skipped_by: DecisionRecord | None = None
     """The operator's `skip` that keeps it skipped (its dependents run as if it succeeded)."""
+    stopped_by: DecisionRecord | None = None
+    """The operator's `rollback` or `abort` of its failure, which the engine that asked died
+    before acting on: the resume acts on it, and runs nothing ("as decided")."""
 
 
 @dataclass(frozen=True)
@@ -113,8 +116,12 @@ class ResumePlan:
         return {
             d.name: as_unit_result(d.record, d.skipped_by)
             for d in self.decisions
-            if d.action == "reuse" and d.record
+            if d.action in ("reuse", "as decided") and d.record
         }
+
+    def operator_stop(self) -> DecisionRecord | None:
+        """The operator's `rollback` or `abort` still to act on, if any."""
+        return next((d.stopped_by for d in self.decisions if d.stopped_by), None)
 
     def probes(self) -> frozenset[str]:
         return frozenset(d.name for d in self.decisions if d.probe)
@@ -159,6 +166,13 @@ def plan_resume(run: RunRecord, workflow: Workflow) -> ResumePlan:
         elif (skip := _skipped_by_operator(record, run.decisions)) is not None:
             why = f"skipped by the operator ({skip.answered_by}, {_when(skip.answered_at)})"
             decisions.append(UnitDecision(unit.name, "reuse", why, record, skipped_by=skip))
+        elif (stop := _stopped_by_operator(record, run)) is not None:
+            then = "the run rolls back" if stop.answer == Decision.ROLLBACK else "the run aborts"
+            why = (
+                f"failed; its operator answered {stop.answer} ({stop.answered_by}, "
+                f"{_when(stop.answered_at)}) and its engine died before acting on it: {then}"
+            )
+            decisions.append(UnitDecision(unit.name, "as decided", why, record, stopped_by=stop))
         elif record.status is StepStatus.SUCCEEDED:
             why = "succeeded" + (" (cached)" if record.cached else "")
             decisions.append(UnitDecision(unit.name, "reuse", why, record))
@@ -186,8 +200,6 @@ def plan_resume(run: RunRecord, workflow: Workflow) -> ResumePlan:
             decisions.append(
                 UnitDecision(unit.name, "re-run", f"ended {record.status.value}", record)
             )
-    if run.status is RunStatus.RUNNING:
-        pass  # the normal case after a crash; a finished run resumes to reuse everything
     retried = retry_values_by_unit(run.decisions)
     decisions = [
         dataclasses.replace(d, why=f"{d.why}; with the values of its last retry: {values}")
@@ -210,6 +222,31 @@ def _skipped_by_operator(
 
     Stored as skipped, or still failed when the engine died before it acted on the answer
     (no attempt began after the question was asked)."""
+    last = _last_answer(record, asked)
+    if last is None or last.answer != Decision.SKIP:
+        return None
+    if record.status is StepStatus.SKIPPED:
+        return last
+    if record.status is StepStatus.FAILED and not _tried_since(record, last):
+        return last
+    return None
+
+
+def _stopped_by_operator(record: StepRecord, run: RunRecord) -> DecisionRecord | None:
+    """The operator's `rollback` or `abort` of this unit's last failure, if the engine that
+    asked never acted on it: the run did not end after it (an abort it acted on ended the run
+    `failed`, and resuming that run means running the failed units again)."""
+    last = _last_answer(record, run.decisions)
+    if last is None or last.answer not in (Decision.ROLLBACK, Decision.ABORT):
+        return None
+    if run.status not in (RunStatus.RUNNING, RunStatus.INTERRUPTED, RunStatus.PAUSED):
+        return None
+    if record.status is StepStatus.FAILED and not _tried_since(record, last):
+        return last
+    return None
+
+
+def _last_answer(record: StepRecord, asked: tuple[DecisionRecord, ...]) -> DecisionRecord | None:
     answers = [
         d
         for d in asked
@@ -218,15 +255,11 @@ def _skipped_by_operator(
         and d.answer is not None
         and d.answer in FAILURE_CHOICES
     ]
-    last = max(answers, key=lambda d: d.id, default=None)
-    if last is None or last.answer != Decision.SKIP:
-        return None
-    if record.status is StepStatus.SKIPPED:
-        return last
-    later = [a for a in record.attempt_history if a.started_at > last.asked_at]
-    if record.status is StepStatus.FAILED and not later:
-        return last
-    return None
+    return max(answers, key=lambda d: d.id, default=None)
+
+
+def _tried_since(record: StepRecord, answer: DecisionRecord) -> bool:
+    return any(a.started_at > answer.asked_at for a in record.attempt_history)
 
 
 def _when(ts: float | None) -> str:

@@ -538,6 +538,16 @@ class Scheduler:
             )
             self._complete(name, skipped)
             return
+        self._stop_as_decided(name, decision, who)
+        self._complete(name, result)
+
+    def decided_before(self, name: str, decision: Decision, by: str | None) -> None:
+        """Before the run starts: the operator's `rollback` or `abort` of `name`'s failure,
+        stored, which the engine that asked died before acting on (a resume acts on it)."""
+        self._settled.add(name)
+        self._stop_as_decided(name, decision, f" by {by}" if by else "")
+
+    def _stop_as_decided(self, name: str, decision: Decision, who: str) -> None:
         if decision is Decision.ROLLBACK:
             self.rollback_requested = True
             message = (
@@ -547,7 +557,6 @@ class Scheduler:
             self.stop(StopReason(StepStatus.CANCELLED, message), grace=self.rollback_grace)
         else:
             self.stop(StopReason(StepStatus.CANCELLED, f"'{name}' failed; aborting (decided{who})"))
-        self._complete(name, result)
 
     def _time_out(self, result: UnitResult) -> None:
         """Nobody decided in time: start nothing more; the run ends `paused` (exit 5)."""

@@ -337,6 +337,9 @@ class RunRecord:
     not_selected: dict[str, str] = field(default_factory=dict)
     """Units toggled off before the run started (plan, pick, apply), each with why: they end
     `skipped` and a resume never runs them."""
+    on_failure: str | None = None
+    """The failure policy it was started with (its file's, or the one given for the run); a
+    resume keeps it. None in a store older than that."""
     steps: tuple[StepRecord, ...] = ()
     """Filled by `get_run`; empty in `list_runs`."""
     lease: RunLease | None = None
@@ -410,6 +413,7 @@ class RunRecord:
             "source": self.source,
             "message": self.message,
             "not_selected": self.not_selected,
+            "on_failure": self.on_failure,
             "lease": self.lease.to_json() if self.lease is not None else None,
         }
         if with_steps:

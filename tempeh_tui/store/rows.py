@@ -65,6 +65,7 @@ RUN_COLUMNS = (
     "max_concurrency",
     "message",
     "not_selected",
+    "on_failure",
 )
 
 
@@ -84,6 +85,7 @@ def run_row(run: RunRecord) -> dict[str, Any]:
         "max_concurrency": run.max_concurrency,
         "message": run.message,
         "not_selected": dumps(run.not_selected),
+        "on_failure": run.on_failure,
     }
 
 
@@ -247,6 +249,7 @@ def run_from_row(
         max_concurrency=row["max_concurrency"],
         message=message,
         not_selected=json.loads(row["not_selected"]),
+        on_failure=row["on_failure"],
         steps=tuple(steps),
         lease=lease,
         rollbacks=tuple(rollbacks),

@@ -24,6 +24,9 @@ Version 5: a `retry` may change the unit's environment and params for its next r
 Version 6: the units an operator toggled off before the run (plan, pick, apply: SPEC 6 `run --plan
 PLAN [--only a,b] [--skip c]`): `runs.not_selected`, a JSON object of unit → why, so that a
 resume never runs them.
+
+Version 7: `runs.on_failure`, the failure policy the run was started with (its file's, or the one
+`run --on-failure` or the API gave), so that a resume keeps it.
 """
 
 from __future__ import annotations
@@ -183,7 +186,11 @@ _V6 = """
 ALTER TABLE runs ADD COLUMN not_selected TEXT NOT NULL DEFAULT '{}';  -- JSON: unit -> why
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+_V7 = """
+ALTER TABLE runs ADD COLUMN on_failure TEXT;    -- pause / continue / abort / rollback
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 """MIGRATIONS[n] takes a store from version n to n + 1. Append; never edit a released one."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

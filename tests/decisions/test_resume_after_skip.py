@@ -127,3 +127,54 @@ async def test_a_step_retried_then_aborted_runs_again_on_resume(tmp_path: Path) 
         assert status is RunStatus.SUCCEEDED
         assert again.names() == ["migrate", "deploy", "smoke"]
         assert {d.name: d.action for d in plan.decisions}["migrate"] == "re-run"
+
+
+ROLLS_BACK = """
+    name: release
+    on_failure: pause
+    steps:
+      - name: migrate
+        run: echo migrate
+        rollback: echo unmigrate
+      - name: deploy
+        needs: [migrate]
+        run: echo deploy
+      - name: smoke
+        needs: [deploy]
+        run: echo smoke
+"""
+
+
+@pytest.mark.parametrize(
+    ("answer", "ends", "migrate_ends"),
+    [
+        ("rollback", RunStatus.ROLLED_BACK, StepStatus.ROLLED_BACK),
+        ("abort", RunStatus.FAILED, StepStatus.SUCCEEDED),
+    ],
+)
+async def test_a_rollback_or_abort_the_dead_engine_never_acted_on_is_acted_on(
+    tmp_path: Path, answer: str, ends: RunStatus, migrate_ends: StepStatus
+) -> None:
+    """The answer is stored before the engine acts on it (SPEC 4); the engine died first.
+    Resume used to run the failed step again, and go on deploying."""
+    async with SqliteStore(tmp_path / "tempeh.db") as store:
+        deaf = DecisionDesk(store, wait=True, poll=3600)
+        fake = FakeExecutor({"deploy": [FakeOutcome(exit_code=1)]})
+        engine = WorkflowEngine(fake, store, environ=ENVIRON, sleep=no_wait, decisions=deaf)
+        workflow = parse_workflow(textwrap.dedent(ROLLS_BACK), "release.yaml")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: engine.execute_workflow(workflow, run_id=RUN_ID))
+            question = await waiting_question(store, RUN_ID)
+            await store.answer_decision(RUN_ID, question.unit, "failure", answer, "tester")
+            tg.cancel_scope.cancel()  # the engine dies before it reads the answer
+
+        again, plan, status = await resume(store)
+
+        assert status is ends
+        assert not {"deploy", "smoke"} & set(again.names())
+        decided = {d.name: (d.action, d.why) for d in plan.decisions}["deploy"]
+        assert decided[0] == "as decided"
+        assert f"its operator answered {answer} (tester, " in decided[1]
+        steps = {s.name: s.status for s in (await store.get_run(RUN_ID)).steps}
+        assert steps["deploy"] is StepStatus.FAILED
+        assert steps["migrate"] is migrate_ends

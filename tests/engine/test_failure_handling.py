@@ -384,10 +384,11 @@ async def test_on_failure_rollback_compensates_in_reverse_order_and_ends_rolled_
         "undeploy app",
         "migrate down",
     ]
-    # the run's last word is what it came to, rollback included
+    # the run's last word is what it came to, rollback included (its counts too: they
+    # used to say 2 succeeded, as before the rollback, while `show` said rolled_back)
     last = run.events[-1]
     assert isinstance(last, RunFinished)
-    assert (last.status, last.counts) == (RunStatus.ROLLED_BACK, {"succeeded": 2, "failed": 1})
+    assert (last.status, last.counts) == (RunStatus.ROLLED_BACK, {"rolled_back": 2, "failed": 1})
     # the result says what the steps came to, as the store does
     states = {name: unit.status for name, unit in run.result.units.items()}
     assert states == {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import textwrap
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -34,7 +35,9 @@ def chain(check: str = "") -> Workflow:
     return parse_workflow(textwrap.dedent(text), "chain.yaml")
 
 
-async def crash_while(store: SqliteStore, workflow: Workflow, unit: str) -> str:
+async def crash_while(
+    store: SqliteStore, workflow: Workflow, unit: str, on_failure: str | None = None
+) -> str:
     """Run until `unit` is running, then stop dead, as a killed engine would (no end events)."""
     fake = FakeExecutor({unit: [FakeOutcome(duration=60)]})
     engine = WorkflowEngine(fake, store)
@@ -42,7 +45,7 @@ async def crash_while(store: SqliteStore, workflow: Workflow, unit: str) -> str:
     engine.subscribe(lambda e: run_ids.append(e.run_id))
     with anyio.move_on_after(5) as scope:
         async with anyio.create_task_group() as tg:
-            tg.start_soon(engine.execute_workflow, workflow)
+            tg.start_soon(partial(engine.execute_workflow, workflow, on_failure=on_failure))
             while unit not in fake.names():  # noqa: ASYNC110 - the fake has no event to wait on
                 await anyio.sleep(0.01)
             await store.flush()
@@ -180,3 +183,17 @@ async def test_resuming_a_finished_run_reuses_everything(store: SqliteStore) -> 
     result = await WorkflowEngine(again, store).resume(done.run_id)
     assert result.succeeded
     assert again.calls == []
+
+
+async def test_resume_keeps_the_failure_policy_the_run_was_started_with(
+    store: SqliteStore,
+) -> None:
+    """`run --on-failure rollback` of a file that says `pause`: its resume used to pause
+    (with nobody to ask: abort) and leave the deployment half done."""
+    run_id = await crash_while(store, chain(), "migrate", on_failure="rollback")
+    assert (await store.get_run(run_id)).on_failure == "rollback"
+
+    again = FakeExecutor({"migrate": [FakeOutcome(exit_code=1)]})
+    result = await WorkflowEngine(again, store).resume(run_id)
+
+    assert result.status is RunStatus.ROLLED_BACK

@@ -118,6 +118,6 @@ async def test_an_older_store_is_migrated_and_its_logs_count_towards_the_cap(
     assert lines == [*(f"line {i}" for i in range(1, 6)), "… 2 lines omitted …", "line 8", "line 9"]
     assert run.lease is not None
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     db.close()
