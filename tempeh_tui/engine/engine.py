@@ -67,6 +67,7 @@ from tempeh_tui.events import (
     RunFinished,
     RunStarted,
     RunStatus,
+    StepFinished,
     StepOutput,
     StepStatus,
 )
@@ -370,11 +371,8 @@ class WorkflowEngine:
         environ = self._environment()
         secret_values = run.secrets if run.secrets is not None else self._secrets(wf)
         graph = run.graph or build_graph(wf)
-        bus = EventBus(run.run_id, first_seq=run.first_seq)
-        for subscriber in self._subscribers:
-            bus.subscribe(subscriber)
-        if store is not None:
-            bus.subscribe(store.record)
+        recorder = [store.record] if store is not None else []
+        bus = EventBus(run.run_id, run.first_seq, [*recorder, *self._subscribers])
         desk = self._decisions or DecisionDesk(
             store,
             wait=run.wait_for_decision,
@@ -439,6 +437,10 @@ class WorkflowEngine:
             else:
                 async with store.autoflush():  # a moment's writes, one transaction
                     await scheduler.run(ended)
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):
+                await _record_abandoned(bus, store, scheduler, services.masker.mask(_why(exc)))
+            raise
         finally:
             self._scheduler = None
         status, message = _run_status(results, scheduler.stopped)
@@ -475,10 +477,8 @@ class WorkflowEngine:
         self._rolling_back = anyio.CancelScope()
         manager = RollbackManager(store, self._executor, environ=self._environ, grace=self._grace)
         plan = await manager.plan_rollback(record.id, rollback.plan.get("requested"))
-        bus = EventBus(record.id, first_seq=await store.last_seq(record.id))
-        for subscriber in self._subscribers:
-            bus.subscribe(subscriber)
-        bus.subscribe(store.record)
+        first_seq = await store.last_seq(record.id)
+        bus = EventBus(record.id, first_seq, [store.record, *self._subscribers])
         done = await self._rollback(manager, plan, max_concurrency=max_concurrency, bus=bus)
         if done is None:  # interrupted: the next resume continues it, as it did this one
             stopped = self._stop_requested or "interrupted"
@@ -633,6 +633,41 @@ def _policy(wf: Workflow, on_failure: OnFailure | str | None, auto_rollback: boo
     if auto_rollback:
         return OnFailure.ROLLBACK
     return OnFailure(on_failure) if on_failure is not None else wf.on_failure
+
+
+async def _record_abandoned(
+    bus: EventBus, store: Store | None, scheduler: Scheduler, why: str
+) -> None:
+    """The run's caller cancelled it, or something raised through it (a subscriber's bug):
+    record it `interrupted`, with the units it was running, so that it reads as resumable
+    instead of `running` for ever. A subscriber that raises again costs nothing: the store
+    hears each event first."""
+    with contextlib.suppress(Exception):
+        for name in scheduler.unfinished():
+            bus.emit(
+                StepFinished,
+                step=name,
+                status=StepStatus.INTERRUPTED,
+                reason=f"{why} while it ran",
+                ended_at=time.time(),
+            )
+    with contextlib.suppress(Exception):
+        bus.emit(
+            RunFinished,
+            status=RunStatus.INTERRUPTED,
+            message=f"{why}; `tempeh resume` continues it",
+        )
+    if store is not None:
+        with contextlib.suppress(Exception):
+            await store.flush()
+
+
+def _why(exc: BaseException) -> str:
+    while isinstance(exc, BaseExceptionGroup):  # from the run's task group: what raised
+        exc = exc.exceptions[0]
+    if isinstance(exc, anyio.get_cancelled_exc_class()):
+        return "stopped by its caller (cancelled)"
+    return f"stopped by an error: {type(exc).__name__}: {exc}"
 
 
 def _note(bus: EventBus, text: str) -> None:

@@ -159,10 +159,8 @@ class RollbackManager:
             workflow = self._check(plan, record)
             await kill_leftovers(record, self._grace)  # of a dead engine, or a dead rollback
             if bus is None:
-                bus = EventBus(record.id, first_seq=await store.last_seq(record.id))
-                for subscriber in self._subscribers:
-                    bus.subscribe(subscriber)
-                bus.subscribe(store.record)
+                first_seq = await store.last_seq(record.id)
+                bus = EventBus(record.id, first_seq, [store.record, *self._subscribers])
             rollback = _Rollback(
                 plan=plan,
                 record=record,

@@ -143,6 +143,10 @@ class Scheduler:
             raise self._crash
         return self.results
 
+    def unfinished(self) -> list[str]:
+        """The units started and never ended (after `run` raised: cancelled from outside)."""
+        return [name for name in self._running if name not in self.results]
+
     def set_max_concurrency(self, limit: int) -> None:
         self.limit = max(1, limit)
         self.s.bus.emit(ConcurrencyChanged, max_concurrency=self.limit)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 
@@ -22,13 +22,17 @@ class EventBus:
     """Numbers events, stamps them, and hands each to every subscriber, in order.
 
     Subscribers are called synchronously and must be quick (append to a buffer, update a
-    model); anything slow belongs in the subscriber's own task.
+    model); anything slow belongs in the subscriber's own task. One that raises stops the
+    others from seeing the event: a run's store comes first, so that a view's bug never costs
+    a checkpoint.
     """
 
-    def __init__(self, run_id: str, first_seq: int = 0) -> None:
+    def __init__(
+        self, run_id: str, first_seq: int = 0, subscribers: Iterable[Subscriber] = ()
+    ) -> None:
         self.run_id = run_id
         self._seq = first_seq
-        self._subscribers: list[Subscriber] = []
+        self._subscribers: list[Subscriber] = list(subscribers)
 
     @property
     def last_seq(self) -> int:

@@ -228,21 +228,23 @@ async def test_a_retried_run_cut_short_by_a_crash_resumes_with_the_same_values(
 ) -> None:
     fake = FakeExecutor({"migrate": [FakeOutcome(exit_code=1), FakeOutcome(duration=60)]})
     async with SqliteStore(tmp_path / "tempeh.db") as store:
-        engine = WorkflowEngine(fake, store, environ=WITH_SECRET, sleep=no_wait)
-        workflow = parse_workflow(textwrap.dedent(RELEASE), "release.yaml")
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(
-                functools.partial(
-                    engine.execute_workflow, workflow, run_id=RUN_ID, wait_for_decision=True
+        async with SqliteStore(store.path) as own:  # the engine that dies, and its store
+            engine = WorkflowEngine(fake, own, environ=WITH_SECRET, sleep=no_wait)
+            workflow = parse_workflow(textwrap.dedent(RELEASE), "release.yaml")
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(
+                    functools.partial(
+                        engine.execute_workflow, workflow, run_id=RUN_ID, wait_for_decision=True
+                    )
                 )
-            )
-            await waiting_question(store, RUN_ID)
-            await engine.decide(RUN_ID, "migrate", "retry", params={"version": "1.0.1"})
-            with anyio.fail_after(10):
-                while len(calls(fake, "migrate")) < 2:  # noqa: ASYNC110 - nothing to wait on
-                    await anyio.sleep(0.01)
-            await store.flush()
-            tg.cancel_scope.cancel()  # the engine dies during the retried run
+                await waiting_question(own, RUN_ID)
+                await engine.decide(RUN_ID, "migrate", "retry", params={"version": "1.0.1"})
+                with anyio.fail_after(10):
+                    while len(calls(fake, "migrate")) < 2:  # noqa: ASYNC110 - nothing to wait on
+                        await anyio.sleep(0.01)
+                await own.flush()
+                own.fence(RUN_ID)  # it dies during the retried run: it writes nothing more
+                tg.cancel_scope.cancel()
 
         again = FakeExecutor()
         plans: list[ResumePlan] = []

@@ -15,7 +15,7 @@ from tempeh_tui.definition.models import Workflow
 from tempeh_tui.engine.engine import WorkflowEngine
 from tempeh_tui.engine.fake_executor import FakeExecutor, FakeOutcome
 from tempeh_tui.engine.resume import InDoubt, ResumePlan
-from tempeh_tui.events import Event, RunStatus, StepRetrying, StepStatus
+from tempeh_tui.events import Event, RunStatus, StepRetrying, StepStarted, StepStatus
 from tempeh_tui.store.base import StoreError
 from tempeh_tui.store.sqlite import SqliteStore
 
@@ -38,19 +38,23 @@ def chain(check: str = "") -> Workflow:
 async def crash_while(
     store: SqliteStore, workflow: Workflow, unit: str, on_failure: str | None = None
 ) -> str:
-    """Run until `unit` is running, then stop dead, as a killed engine would (no end events)."""
+    """Run until `unit` is running, then stop dead, as a killed engine would: the engine has
+    a store of its own on the same file, which writes nothing more of the run from then on
+    (as after `kill -9`; a cancelled engine would record the run `interrupted`)."""
     fake = FakeExecutor({unit: [FakeOutcome(duration=60)]})
-    engine = WorkflowEngine(fake, store)
     run_ids: list[str] = []
-    engine.subscribe(lambda e: run_ids.append(e.run_id))
-    with anyio.move_on_after(5) as scope:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(partial(engine.execute_workflow, workflow, on_failure=on_failure))
-            while unit not in fake.names():  # noqa: ASYNC110 - the fake has no event to wait on
-                await anyio.sleep(0.01)
-            await store.flush()
-            tg.cancel_scope.cancel()
-    assert not scope.cancelled_caught
+    async with SqliteStore(store.path) as own:
+        engine = WorkflowEngine(fake, own)
+        engine.subscribe(lambda e: run_ids.append(e.run_id))
+        with anyio.move_on_after(5) as scope:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(partial(engine.execute_workflow, workflow, on_failure=on_failure))
+                while unit not in fake.names():  # noqa: ASYNC110 - the fake has no event to wait on
+                    await anyio.sleep(0.01)
+                await own.flush()
+                own.fence(run_ids[0])
+                tg.cancel_scope.cancel()
+        assert not scope.cancelled_caught
     return run_ids[0]
 
 
@@ -131,7 +135,6 @@ async def test_a_step_in_doubt_that_is_not_idempotent_needs_a_yes(store: SqliteS
 async def test_a_step_stopped_in_its_retry_backoff_is_not_in_doubt(store: SqliteStore) -> None:
     workflow = chain("idempotent: false, retry: {attempts: 3, delay: 60s, jitter: false}")
     fake = FakeExecutor({"migrate": [FakeOutcome(exit_code=75)]})  # transient: retried
-    engine = WorkflowEngine(fake, store)
     retrying = anyio.Event()
     run_ids: list[str] = []
 
@@ -140,13 +143,16 @@ async def test_a_step_stopped_in_its_retry_backoff_is_not_in_doubt(store: Sqlite
         if isinstance(event, StepRetrying):
             retrying.set()
 
-    engine.subscribe(watch)
-    with anyio.fail_after(5):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(engine.execute_workflow, workflow)
-            await retrying.wait()  # attempt 1 ended; the engine sleeps 60 s before attempt 2
-            await store.flush()
-            tg.cancel_scope.cancel()  # and dies there, as a killed engine would
+    async with SqliteStore(store.path) as own:  # the engine that dies, and its store
+        engine = WorkflowEngine(fake, own)
+        engine.subscribe(watch)
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(engine.execute_workflow, workflow)
+                await retrying.wait()  # attempt 1 ended; it sleeps 60 s before attempt 2
+                await own.flush()
+                own.fence(run_ids[0])  # and dies there, as a killed engine would
+                tg.cancel_scope.cancel()
     before = {s.name: s for s in (await store.get_run(run_ids[0])).steps}
     assert before["migrate"].status is StepStatus.RUNNING
 
@@ -197,3 +203,55 @@ async def test_resume_keeps_the_failure_policy_the_run_was_started_with(
     result = await WorkflowEngine(again, store).resume(run_id)
 
     assert result.status is RunStatus.ROLLED_BACK
+
+
+async def test_a_run_its_caller_cancels_is_recorded_interrupted_and_resumes(
+    store: SqliteStore,
+) -> None:
+    """A library caller's cancel scope (or a subscriber's exception) used to leave the run
+    `running` in the store for ever, its step too."""
+    fake = FakeExecutor({"migrate": [FakeOutcome(duration=60)]})
+    engine = WorkflowEngine(fake, store)
+    run_ids: list[str] = []
+    engine.subscribe(lambda e: run_ids.append(e.run_id))
+    with anyio.move_on_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(engine.execute_workflow, chain())
+            while "migrate" not in fake.names():  # noqa: ASYNC110 - the fake has no event
+                await anyio.sleep(0.01)
+            tg.cancel_scope.cancel()
+
+    stored = await store.get_run(run_ids[0])
+    assert stored.status is RunStatus.INTERRUPTED
+    assert stored.message == "stopped by its caller (cancelled); `tempeh resume` continues it"
+    assert stored.ended_at is not None
+    steps = {s.name: s.status for s in stored.steps}
+    assert steps == {
+        "build": StepStatus.SUCCEEDED,
+        "migrate": StepStatus.INTERRUPTED,
+        "deploy": StepStatus.WAITING,
+    }
+    again = FakeExecutor()
+    assert (await WorkflowEngine(again, store).resume(run_ids[0])).succeeded
+    assert again.names() == ["migrate", "deploy"]
+
+
+async def test_a_subscriber_that_raises_costs_no_checkpoint(store: SqliteStore) -> None:
+    """The store hears each event before the run's other subscribers: a view's bug stops
+    the run (its error reaches the caller), and the store has every event up to it."""
+    engine = WorkflowEngine(FakeExecutor(), store)
+    run_ids: list[str] = []
+
+    def buggy(event: Event) -> None:
+        run_ids.append(event.run_id)
+        if isinstance(event, StepStarted) and event.step == "migrate":
+            raise RuntimeError("a view's bug")
+
+    engine.subscribe(buggy)
+    with pytest.raises(RuntimeError, match="a view's bug"):
+        await engine.execute_workflow(chain())
+
+    stored = await store.get_run(run_ids[0])
+    assert stored.status is RunStatus.INTERRUPTED
+    assert "RuntimeError: a view's bug" in (stored.message or "")
+    assert {s.name: s.status for s in stored.steps}["build"] is StepStatus.SUCCEEDED
