@@ -101,6 +101,8 @@ class Scheduler:
         self._tasks: set[asyncio.Task[None]] = set()  # the running units' tasks
         self._crash: BaseException | None = None
         self._asking: dict[str, anyio.CancelScope] = {}  # units waiting for their operator
+        self._gating: dict[str, anyio.CancelScope] = {}  # gates waiting for approval (no slot)
+        self._gated: dict[str, UnitRunner] = {}  # approved gates, ready for a slot
         self._settled: set[str] = set()  # failures an operator's decision has dealt with
         self._attempts_made: dict[str, int] = {}  # a retried unit numbers its attempts on
         self.passing: dict[str, UnitResult] = {}
@@ -145,7 +147,7 @@ class Scheduler:
 
     def unfinished(self) -> list[str]:
         """The units started and never ended (after `run` raised: cancelled from outside)."""
-        return [name for name in self._running if name not in self.results]
+        return [name for name in [*self._running, *self._gating] if name not in self.results]
 
     def set_max_concurrency(self, limit: int) -> None:
         self.limit = max(1, limit)
@@ -163,7 +165,7 @@ class Scheduler:
             # for running steps does not happen; the run ends interrupted, resumable)
             self.stopped = reason
             self.on_message(reason.message)
-        for scope in self._asking.values():
+        for scope in [*self._asking.values(), *self._gating.values()]:
             scope.cancel()  # nobody waits for an answer any more
         if grace is None:
             for scope in self._running.values():
@@ -187,6 +189,9 @@ class Scheduler:
         while stack:
             name = stack.pop()
             immediate = self._judge(name)
+            if immediate is None and self._gate_first(name):
+                self._start_gate(self.graph.units[name])
+                continue
             if immediate is None:
                 heapq.heappush(self._ready, (-self._rank[name], self._order[name], name))
                 continue
@@ -333,35 +338,72 @@ class Scheduler:
         with anyio.CancelScope(shield=True):
             await asyncio.wait(set(self._tasks))
 
-    async def _run_unit(self, unit: Unit, scope: anyio.CancelScope) -> None:
-        runner = UnitRunner(self.s, unit)
+    def _gate_first(self, name: str) -> bool:
+        """An approval gate waits for its answer before it takes a slot or its resources
+        (SPEC 3: it does not run meanwhile), so the run's other steps go on."""
+        return self.graph.units[name].step.confirm is not None and name not in self._gated
+
+    def _start_gate(self, unit: Unit) -> None:
+        scope = anyio.CancelScope()
+        self._gating[unit.name] = scope
+        task = asyncio.get_running_loop().create_task(self._gate(unit, scope), name=unit.name)
+        self._tasks.add(task)
+        task.add_done_callback(self._unit_done)
+
+    async def _gate(self, unit: Unit, scope: anyio.CancelScope) -> None:
+        runner = self._runner(unit)
+        ended: UnitResult | None = None
+        with scope:
+            ended = await runner.gate()
+        del self._gating[unit.name]
+        if scope.cancelled_caught:  # stopped while it waited for its answer
+            self._ended(unit, self._cancelled(runner, unit))
+        elif ended is not None:
+            self._ended(unit, ended)
+        else:
+            self._gated[unit.name] = runner
+            heapq.heappush(self._ready, (-self._rank[unit.name], self._order[unit.name], unit.name))
+        self._dispatch()
+
+    def _runner(self, unit: Unit) -> UnitRunner:
+        runner = self._gated.pop(unit.name, None) or UnitRunner(self.s, unit)
         runner.attempts = max(runner.attempts, self._attempts_made.get(unit.name, 0))
+        return runner
+
+    def _cancelled(self, runner: UnitRunner, unit: Unit) -> UnitResult:
+        reason = self.stopped or StopReason(StepStatus.CANCELLED, "cancelled")
+        return UnitResult(
+            unit.name,
+            reason.status,
+            attempts=runner.attempts,
+            started_at=runner.started_at,
+            ended_at=time.time(),
+            error_class=ErrorClass.CANCELLED.value,
+            reason=reason.message,
+        )
+
+    async def _run_unit(self, unit: Unit, scope: anyio.CancelScope) -> None:
+        runner = self._runner(unit)
         result: UnitResult | None = None
         with scope:
             result = await runner.run()
         if result is None:  # cancelled by stop()
-            reason = self.stopped or StopReason(StepStatus.CANCELLED, "cancelled")
-            result = UnitResult(
-                unit.name,
-                reason.status,
-                attempts=runner.attempts,
-                started_at=runner.started_at,
-                ended_at=time.time(),
-                error_class=ErrorClass.CANCELLED.value,
-                reason=reason.message,
-            )
+            result = self._cancelled(runner, unit)
         del self._running[unit.name]
         self._per_step[unit.step.name] -= 1
         self._pools.subtract(unit.step.resources)
         if unit.step.exclusive:
             self._exclusive_running = False
+        self._ended(unit, result)
+        self._dispatch()
+
+    def _ended(self, unit: Unit, result: UnitResult) -> None:
         if result.awaited_decision_in_vain:
             self._time_out(result)
         elif self._should_ask(result):
             self._ask_later(result)
         else:
             self._complete(unit.name, result)
-        self._dispatch()
 
     # --- finishing -----------------------------------------------------------------------
 

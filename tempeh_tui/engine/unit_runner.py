@@ -159,13 +159,19 @@ class UnitRunner:
         self.attempts = services.attempts_before.get(unit.name, 0)
         self.started_at: float | None = None
         self._exit_code: int | None = None  # of the last attempt that succeeded
+        self._cache_key: str | None = None
+        self._gate_passed = False
 
-    async def run(self) -> UnitResult:
+    async def gate(self) -> UnitResult | None:
+        """What may end the unit before it runs: a cache hit, or its approval gate (a `no`,
+        or no one to ask); None: it runs. The scheduler calls this before an approval gate
+        takes a slot (waiting for an answer holds no slot, no resource); `run` calls it for
+        any other unit."""
+        self._gate_passed = True
         self.started_at = time.time()
-        cache_key = None
         if self.step.cache is not None:
-            cache_key = await anyio.to_thread.run_sync(self._cache_key)
-            hit = await self._cached(cache_key)
+            self._cache_key = await anyio.to_thread.run_sync(self._cache_key_now)
+            hit = await self._cached(self._cache_key)
             if hit is not None:
                 return hit
         if self.step.confirm is not None:
@@ -174,6 +180,15 @@ class UnitRunner:
                 return denied
             if self.step.run is None:
                 return self._result(StepStatus.SUCCEEDED, reason="approved")
+        return None
+
+    async def run(self) -> UnitResult:
+        if not self._gate_passed:
+            ended = await self.gate()
+            if ended is not None:
+                return ended
+        self.started_at = time.time()
+        cache_key = self._cache_key
         if self.unit.name in self.s.probe:
             done = await self._probe()
             if done is not None:
@@ -527,7 +542,7 @@ class UnitRunner:
         self._note(f"approved by {answer.by}: {question}")
         return None
 
-    def _cache_key(self) -> str:
+    def _cache_key_now(self) -> str:
         assert self.step.cache is not None
         rendered = render_template(self.step.cache.key, self._scope({}, 1))
         return cache_key(rendered, Path(self.s.workdir), self.step.cache.files)

@@ -180,3 +180,37 @@ async def test_an_approval_given_the_moment_its_question_is_announced_is_taken(
     (question,) = (await store.get_run(RUN_ID)).decisions
     assert (question.answer, question.answered_by) == ("yes", "app")
     await store.close()
+
+
+async def test_a_gate_waiting_for_its_answer_holds_no_slot_and_no_resource() -> None:
+    """SPEC 3: a step starts when a slot and its resources allow; a gate that waits for its
+    approval is not running. It used to hold both, and with them the rest of the run."""
+    store = MemoryStore()
+    fake = FakeExecutor()
+
+    async def once_the_other_step_ran(engine: WorkflowEngine, question: object) -> None:
+        with anyio.fail_after(5):
+            while True:
+                steps = {s.name: s.status for s in (await store.get_run(RUN_ID)).steps}
+                if steps["other"] is StepStatus.SUCCEEDED:
+                    break
+                await anyio.sleep(0.01)
+        assert steps["gate"] is StepStatus.AWAITING_CONFIRMATION
+        await engine.approve(RUN_ID, "gate", by="tester")
+
+    run = await run_and_answer(
+        """
+        name: one-slot
+        max_concurrency: 1
+        resources: {db: 1}
+        steps:
+          - {name: gate, confirm: "Migrate?", resources: {db: 1}, run: echo migrate}
+          - {name: other, resources: {db: 1}, run: echo other}
+        """,
+        fake,
+        store,
+        once_the_other_step_ran,
+        wait_for_decision=True,
+    )
+    assert run.result.status is RunStatus.SUCCEEDED
+    assert fake.names() == ["other", "gate"]
