@@ -315,8 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Answer a step that failed under on_failure: pause in a run started with "
         "--wait-for-decision: retry it (with -e/-p: with changed env or params for that run "
         "of the step only), skip it (its dependents run), roll the run back (prints the "
-        "rollback plan; needs --yes, or a y on a terminal), or abort. Who answered, when, and "
-        "what a retry changed go into the run's history (tempeh show). Exit 2 if that step "
+        "rollback plan; needs --yes, or a y on a terminal), or abort. skip, rollback and abort "
+        "also refuse an approval gate that waits (tempeh approve says yes). Who answered, when, "
+        "and what a retry changed go into the run's history (tempeh show). Exit 2 if that step "
         "waits for no decision, the answer is refused or a rollback is not confirmed.",
     )
     p.add_argument("run", metavar="RUN", help="a run id (or a unique prefix)")
@@ -355,8 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="approve a run's waiting approval gate",
         description="Approve a step's approval gate (`confirm`) that a run started with "
-        "--wait-for-decision waits on; who and when is recorded. Exit 2 if that step waits "
-        "for no approval.",
+        "--wait-for-decision waits on; who and when is recorded. To say no: tempeh decide RUN "
+        "STEP skip|abort|rollback. Exit 2 if that step waits for no approval.",
     )
     p.add_argument("run", metavar="RUN", help="a run id (or a unique prefix)")
     p.add_argument("step", metavar="STEP")

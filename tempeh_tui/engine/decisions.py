@@ -35,8 +35,10 @@ from tempeh_tui.errors import TempehError
 from tempeh_tui.store.base import DecisionRecord, Store, describe_changes
 
 __all__ = [
+    "APPROVAL_CHOICES",
     "APPROVE",
     "FAILURE_CHOICES",
+    "GATE_REFUSALS",
     "Answer",
     "Decision",
     "DecisionDesk",
@@ -73,6 +75,9 @@ class QuestionKind(StrEnum):
 
 
 FAILURE_CHOICES = tuple(d.value for d in Decision)
+GATE_REFUSALS = (Decision.SKIP.value, Decision.ABORT.value, Decision.ROLLBACK.value)
+"""How `tempeh decide` says no to an approval gate: skip the step, abort, or roll back."""
+APPROVAL_CHOICES = (APPROVE, *GATE_REFUSALS)
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,11 @@ from tempeh_tui.definition.params import resolve_params
 from tempeh_tui.engine.cache import workflow_dir
 from tempeh_tui.engine.decisions import (
     APPROVE,
+    GATE_REFUSALS,
     Decision,
     DecisionDesk,
     Decisions,
+    NothingWaits,
     QuestionKind,
     RetryValues,
     retry_values_by_unit,
@@ -197,7 +199,8 @@ class WorkflowEngine:
         params: Mapping[str, str] | None = None,
     ) -> DecisionRecord:
         """Answer a step of this engine's run that failed under `pause` and waits (SPEC 5.2):
-        the same path `tempeh decide` takes, stored with who answered.
+        the same path `tempeh decide` takes, stored with who answered. `skip`, `abort` and
+        `rollback` also refuse an approval gate that waits.
 
         `retry` may change `env` and `params` for the step's next run only (not for other
         steps, nor for a later retry that changes nothing); names of secrets and `TEMPEH_*`
@@ -205,9 +208,15 @@ class WorkflowEngine:
         confirmed: show the plan first (`RollbackManager.plan_rollback`) where a person
         decides. Raises NothingWaits, RetryValuesRefused."""
         changes = RetryValues(dict(env or {}), dict(params or {}))
-        return await self._answer(
-            run_id, step, QuestionKind.FAILURE, Decision(decision), by, changes=changes
-        )
+        value = Decision(decision)
+        try:
+            return await self._answer(
+                run_id, step, QuestionKind.FAILURE, value, by, changes=changes
+            )
+        except NothingWaits:
+            if value not in GATE_REFUSALS or changes:
+                raise
+            return await self._answer(run_id, step, QuestionKind.APPROVAL, value, by)
 
     async def approve(self, run_id: str, step: str, *, by: str | None = None) -> DecisionRecord:
         """Approve a waiting approval gate (what `tempeh approve` does). Raises NothingWaits."""
@@ -225,8 +234,6 @@ class WorkflowEngine:
     ) -> DecisionRecord:
         desk = self._desk or self._decisions
         if desk is None:
-            from tempeh_tui.engine.decisions import NothingWaits
-
             raise NothingWaits(run_id, step, kind)
         return await desk.answer(run_id, step, kind, value, by, changes=changes)
 

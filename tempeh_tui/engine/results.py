@@ -32,6 +32,9 @@ class UnitResult:
     """Failed, but `continue_on_error` lets dependents run and the run succeed."""
     awaited_decision_in_vain: bool = False
     """Failed because nobody answered its question in time (`--wait-for-decision T`)."""
+    refused: tuple[str, str] | None = None
+    """Its approval gate was refused with `abort` or `rollback` (the answer, who gave it):
+    the run stops so, whatever its `on_failure`."""
 
     @property
     def counts_as_done(self) -> bool:

@@ -398,7 +398,12 @@ class Scheduler:
         self._dispatch()
 
     def _ended(self, unit: Unit, result: UnitResult) -> None:
-        if result.awaited_decision_in_vain:
+        if result.refused is not None:  # its gate was answered `abort` or `rollback`
+            answer, by = result.refused
+            self._settled.add(unit.name)
+            self._stop_as_decided(unit.name, Decision(answer), f" by {by}", "was refused")
+            self._complete(unit.name, result)
+        elif result.awaited_decision_in_vain:
             self._time_out(result)
         elif self._should_ask(result):
             self._ask_later(result)
@@ -593,16 +598,18 @@ class Scheduler:
         self._settled.add(name)
         self._stop_as_decided(name, decision, f" by {by}" if by else "")
 
-    def _stop_as_decided(self, name: str, decision: Decision, who: str) -> None:
+    def _stop_as_decided(
+        self, name: str, decision: Decision, who: str, what: str = "failed"
+    ) -> None:
         if decision is Decision.ROLLBACK:
             self.rollback_requested = True
             message = (
-                f"'{name}' failed; rolling back (decided{who}): no new steps start, "
+                f"'{name}' {what}; rolling back (decided{who}): no new steps start, "
                 f"running ones get {self.rollback_grace:g}s to finish"
             )
             self.stop(StopReason(StepStatus.CANCELLED, message), grace=self.rollback_grace)
         else:
-            self.stop(StopReason(StepStatus.CANCELLED, f"'{name}' failed; aborting (decided{who})"))
+            self.stop(StopReason(StepStatus.CANCELLED, f"'{name}' {what}; aborting (decided{who})"))
 
     def _time_out(self, result: UnitResult) -> None:
         """Nobody decided in time: start nothing more; the run ends `paused` (exit 5)."""

@@ -18,7 +18,9 @@ from tempeh_tui.definition.models import ErrorClass, RetryPolicy, Severity
 from tempeh_tui.engine.cache import cache_key
 from tempeh_tui.engine.context import StepContext
 from tempeh_tui.engine.decisions import (
+    APPROVAL_CHOICES,
     APPROVE,
+    Decision,
     DecisionDesk,
     Decisions,
     DecisionTimedOut,
@@ -496,7 +498,7 @@ class UnitRunner:
                 step=self.unit.name,
                 kind=kind,
                 question=question,
-                choices=(APPROVE,),
+                choices=APPROVAL_CHOICES,
             )
             self._note(waiting)
             if self.s.publish is not None:
@@ -539,8 +541,20 @@ class UnitRunner:
             answered_by=answer.by,
             still_waiting=len(self.s.waiting),
         )
-        self._note(f"approved by {answer.by}: {question}")
-        return None
+        if answer.value == APPROVE:
+            self._note(f"approved by {answer.by}: {question}")
+            return None
+        refused = f"refused by {answer.by} ({answer.value}): {question}"
+        self._note(refused)
+        if answer.value == Decision.SKIP:  # the rest of the run goes on without it
+            return self._result(StepStatus.SKIPPED, reason=refused)
+        return self._result(
+            StepStatus.FAILED,
+            error_class=ErrorClass.PERMANENT.value,
+            severity=Severity.MEDIUM.value,
+            reason=refused,
+            refused=(answer.value, answer.by),
+        )
 
     def _cache_key_now(self) -> str:
         assert self.step.cache is not None

@@ -214,3 +214,48 @@ async def test_a_gate_waiting_for_its_answer_holds_no_slot_and_no_resource() -> 
     )
     assert run.result.status is RunStatus.SUCCEEDED
     assert fake.names() == ["other", "gate"]
+
+
+REFUSABLE = """
+    name: refusable
+    on_failure: continue
+    steps:
+      - {name: migrate, run: echo migrate, rollback: echo unmigrate}
+      - name: gate
+        needs: [migrate]
+        confirm: "Deploy to production?"
+        run: echo deploy
+      - {name: after, needs: [gate], run: echo after}
+      - {name: slow, run: echo slow}
+"""
+
+
+@pytest.mark.parametrize(
+    ("answer", "ends", "gate_ends", "ran"),
+    [
+        ("skip", RunStatus.SUCCEEDED, StepStatus.SKIPPED, ["migrate", "slow", "after"]),
+        ("abort", RunStatus.FAILED, StepStatus.FAILED, ["migrate", "slow"]),
+        ("rollback", RunStatus.ROLLED_BACK, StepStatus.FAILED, ["migrate", "slow", "unmigrate"]),
+    ],
+)
+async def test_an_approval_gate_can_be_refused(
+    answer: str, ends: RunStatus, gate_ends: StepStatus, ran: list[str]
+) -> None:
+    """`tempeh decide RUN GATE skip|abort|rollback` says no to a waiting gate; before, only
+    `approve` was taken, and the only way out was to signal the driving process. An abort or
+    a rollback stops the run whatever its on_failure (here: continue)."""
+    store = MemoryStore()
+    fake = FakeExecutor()
+
+    async def refuse(engine: WorkflowEngine, question: object) -> None:
+        await engine.decide(RUN_ID, "gate", answer, by="tester")
+
+    run = await run_and_answer(REFUSABLE, fake, store, refuse, wait_for_decision=True)
+
+    assert run.result.status is ends
+    assert sorted(c.command.split()[1] for c in fake.calls) == sorted(ran)
+    gate = run.result["gate"]
+    assert gate.status is gate_ends
+    assert gate.reason == f"refused by tester ({answer}): Deploy to production?"
+    (question,) = (await store.get_run(RUN_ID)).decisions
+    assert (question.kind, question.answer) == ("approval", answer)

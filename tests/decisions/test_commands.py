@@ -76,7 +76,8 @@ def test_tempeh_approve_lets_a_waiting_gate_run(tmp_path: Path) -> None:
     run = tempeh("run", str(write(tmp_path, GATE)), "--wait-for-decision", db=db)
     ((run_id, unit, kind, summary),) = wait_for(db, WAITING, run)
     assert (unit, kind, summary) == ("deploy", "approval", "Deploy to production?")
-    assert answer("decide", str(run_id), "deploy", "abort", db=db).returncode == 2
+    # a gate is approved or refused (skip/abort/rollback); `retry` means nothing to it
+    assert answer("decide", str(run_id), "deploy", "retry", db=db).returncode == 2
     done = answer("approve", str(run_id), "deploy", db=db)
     assert done.returncode == 0, done.stderr
     assert finish(run) == 0
