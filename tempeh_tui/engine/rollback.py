@@ -18,7 +18,9 @@ import os
 import secrets as _random
 import socket
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ from typing import Any
 import anyio
 
 from tempeh_tui.definition.expressions import ExpressionError
-from tempeh_tui.definition.models import Workflow
+from tempeh_tui.definition.models import Step, Workflow
 from tempeh_tui.engine.decisions import retry_values_by_unit
 from tempeh_tui.engine.executor import DEFAULT_GRACE, ExecResult, Executor, ShellRequest
 from tempeh_tui.engine.rendering import RunScope, render_shell
@@ -212,6 +214,7 @@ class _Rollback:
         self.limit = limit
         self.rollback_id = _new_rollback_id()
         self.outcome: dict[str, StepStatus] = {}
+        self.workflow = workflow
         self.graph = build_graph(workflow)
         names = [*workflow.secrets, *(n for s in workflow.steps for n in s.secrets)]
         secret_values = collect_secrets(names, environ)
@@ -304,16 +307,16 @@ class _Rollback:
 
     async def _compensate_all(self) -> None:
         done = {u.name: anyio.Event() for u in self.plan.units}
-        limiter = anyio.CapacityLimiter(max(1, self.limit))
+        limits = _Limits(max(1, self.limit), self.workflow.resources)
         async with anyio.create_task_group() as tg:
-            for planned in self.plan.units:  # started in plan order: the limiter is FIFO
-                tg.start_soon(self._one, planned, done, limiter)
+            for planned in self.plan.units:  # started in plan order
+                tg.start_soon(self._one, planned, done, limits)
 
     async def _one(
         self,
         planned: PlannedUnit,
         done: dict[str, anyio.Event],
-        limiter: anyio.CapacityLimiter,
+        limits: _Limits,
     ) -> None:
         try:
             for first in planned.after:
@@ -327,7 +330,7 @@ class _Rollback:
                     "did not complete",
                 )
                 return
-            async with limiter:
+            async with limits.taken(self.graph.units[planned.name].step):
                 self.outcome[planned.name] = await self._compensate(planned)
                 await self.store.flush()  # undone, durably, before anything else acts
         finally:
@@ -453,6 +456,47 @@ class _Observer:
     def done(self) -> None:
         if self._pid is not None:
             self._groups.discard(self._pid)
+
+
+class _Limits:
+    """Compensations run under the run's limits (SPEC 5.3): at most `limit` at once, their
+    steps' `resources` claims within the pools, an `exclusive` step's compensation alone."""
+
+    def __init__(self, limit: int, capacity: Mapping[str, int]) -> None:
+        self._limit = limit
+        self._capacity = capacity
+        self._changed = anyio.Condition()
+        self._running = 0
+        self._exclusive = False
+        self._pools: Counter[str] = Counter()
+
+    @asynccontextmanager
+    async def taken(self, step: Step) -> AsyncIterator[None]:
+        async with self._changed:
+            while not self._fits(step):
+                await self._changed.wait()
+            self._running += 1
+            self._exclusive = step.exclusive
+            self._pools.update(step.resources)
+        try:
+            yield
+        finally:
+            with anyio.CancelScope(shield=True):
+                async with self._changed:
+                    self._running -= 1
+                    self._exclusive = False
+                    self._pools.subtract(step.resources)
+                    self._changed.notify_all()
+
+    def _fits(self, step: Step) -> bool:
+        if self._exclusive or self._running >= self._limit:
+            return False
+        if step.exclusive and self._running:
+            return False
+        return all(
+            self._pools[pool] + amount <= self._capacity.get(pool, amount)
+            for pool, amount in step.resources.items()
+        )
 
 
 def _workdir(record: RunRecord) -> str:

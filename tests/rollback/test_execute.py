@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tempeh_tui.engine.engine import WorkflowEngine
+from tempeh_tui.engine.executor import ExecResult, ExecutionObserver, ShellRequest
 from tempeh_tui.engine.fake_executor import FakeExecutor, FakeOutcome
 from tempeh_tui.engine.rollback import RollbackManager, RollbackStale
 from tempeh_tui.events import Event, EventBus, RunStatus, StepStatus, StepStatusChanged
@@ -253,3 +254,48 @@ async def test_a_rollback_can_publish_on_the_runs_own_bus(tmp_path: Path) -> Non
         StepStatus.SUCCEEDED,
         StepStatus.ROLLED_BACK,
     ]
+
+
+class _Overlaps(FakeExecutor):
+    """Remembers which units' commands were running at the same time."""
+
+    def __init__(self, script: dict[str, list[FakeOutcome]]) -> None:
+        super().__init__(script)
+        self._now: set[str] = set()
+        self.together: list[frozenset[str]] = []
+
+    async def run_shell(self, request: ShellRequest, observer: ExecutionObserver) -> ExecResult:
+        name = request.env.get("TEMPEH_STEP", "")
+        self._now.add(name)
+        self.together.append(frozenset(self._now))
+        try:
+            return await super().run_shell(request, observer)
+        finally:
+            self._now.discard(name)
+
+
+async def test_compensations_run_under_the_runs_resource_pools_and_exclusive(
+    tmp_path: Path,
+) -> None:
+    """SPEC 5.3: independent rollbacks run in parallel under the same limits. Two
+    down-migrations of a one-slot database used to run at once, beside an exclusive step's."""
+    slow = FakeOutcome(duration=0.05)
+    fake = _Overlaps({name: [FakeOutcome(), slow] for name in ("m1", "m2", "solo", "free")})
+    fake.script["bad"] = [FakeOutcome(exit_code=1)]
+    steps = [
+        ledger_step("m1", tmp_path / "l", resources={"db": 1}),
+        ledger_step("m2", tmp_path / "l", resources={"db": 1}),
+        ledger_step("solo", tmp_path / "l", exclusive=True),
+        ledger_step("free", tmp_path / "l"),
+        {"name": "bad", "needs": ["m1", "m2", "solo", "free"], "run": "false"},
+    ]
+    flow = write_workflow(tmp_path, steps, resources={"db": 1}, on_failure="rollback")
+    async with SqliteStore(tmp_path / "t.db") as store:
+        result = await WorkflowEngine(fake, store).execute_workflow(flow)
+
+    assert result.status is RunStatus.ROLLED_BACK
+    undone = [c.name for c in fake.calls if c.command.startswith("echo")]
+    assert sorted(undone) == ["free", "m1", "m2", "solo"]
+    assert not any({"m1", "m2"} <= running for running in fake.together)
+    assert not any("solo" in running and len(running) > 1 for running in fake.together)
+    assert any({"m1", "free"} <= r or {"m2", "free"} <= r for r in fake.together)
