@@ -235,16 +235,20 @@ def _with_dependents(
 ) -> list[str]:
     """The requested units and, transitively, the units that need them and did something."""
     undoable = COMPENSABLE | {StepStatus.ROLLED_BACK}
-    chosen = dict.fromkeys(units)
+    origin = {name: name for name in units}  # the requested unit each chosen one leads back to
     reasons.update(dict.fromkeys(units, "requested"))
     for name in _topological(wg):
-        if name in chosen or status.get(name) not in undoable:
+        if name in origin or status.get(name) not in undoable:
             continue
-        need = next((n for n in wg.needs(name) if n in chosen), None)
-        if need is not None:
-            chosen[name] = None
+        need = next((n for n in wg.needs(name) if n in origin), None)
+        if need is None:
+            continue
+        origin[name] = origin[need]
+        if need == origin[need] or wg.units[need].step.rollback is not None:
             reasons[name] = f"added: it needs {need}, which is rolled back"
-    return [n for n in wg.units if n in chosen]
+        else:  # `need` has nothing to undo itself: say what it leads back to
+            reasons[name] = f"added: it needs {need}, which needs {origin[need]} (rolled back)"
+    return [n for n in wg.units if n in origin]
 
 
 def _after(wg: WorkflowGraph, planned: list[str]) -> dict[str, set[str]]:

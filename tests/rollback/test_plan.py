@@ -185,3 +185,21 @@ async def test_naming_the_failed_step_rolls_back_what_the_run_did(tmp_path: Path
 
     assert plan.order == ("deploy", "build")
     assert plan.why["deploy"] == "requested: the run is rolled back after check failed"
+
+
+async def test_a_step_added_through_one_with_nothing_to_undo_says_so(tmp_path: Path) -> None:
+    """`m` has no rollback: `z` is added because it needs `m`, which needs `a`. The reason
+    used to say that `m` is rolled back, while the same plan listed it as nothing to undo."""
+    ledger = tmp_path / "ledger"
+    plan = await plan_for(
+        tmp_path,
+        [
+            ledger_step("a", ledger),
+            ledger_step("m", ledger, needs=["a"], rollback=False),
+            ledger_step("z", ledger, needs=["m"]),
+        ],
+        ["a"],
+    )
+
+    assert plan.why == {"z": "added: it needs m, which needs a (rolled back)", "a": "requested"}
+    assert plan.nothing_to_undo == ("m",)
