@@ -295,7 +295,10 @@ class _Rollback:
             return "rollback interrupted; `tempeh rollback` continues it"
         if not failed and not left:
             done = sum(1 for s in self.outcome.values() if s is StepStatus.ROLLED_BACK)
-            return f"rolled back {done} unit(s)" if done else "nothing to roll back"
+            text = f"rolled back {done} unit(s)" if done else "nothing to roll back"
+            if self.plan.requested is not None and (kept := self._still_in_place()):
+                text += f"; a partial rollback: still in place: {', '.join(kept)}"
+            return text
         parts = []
         if failed:
             parts.append(f"rollback failed: {', '.join(failed)}")
@@ -304,6 +307,14 @@ class _Rollback:
                 f"not rolled back (what needed them failed to roll back): {', '.join(left)}"
             )
         return "; ".join(parts)
+
+    def _still_in_place(self) -> list[str]:
+        """The run's succeeded units this (partial) rollback left alone."""
+        return [
+            s.name
+            for s in self.record.steps
+            if s.status is StepStatus.SUCCEEDED and s.name not in self.outcome
+        ]
 
     async def _compensate_all(self) -> None:
         done = {u.name: anyio.Event() for u in self.plan.units}

@@ -299,3 +299,17 @@ async def test_compensations_run_under_the_runs_resource_pools_and_exclusive(
     assert not any({"m1", "m2"} <= running for running in fake.together)
     assert not any("solo" in running and len(running) > 1 for running in fake.together)
     assert any({"m1", "free"} <= r or {"m2", "free"} <= r for r in fake.together)
+
+
+async def test_a_partial_rollback_says_what_it_left_in_place(tmp_path: Path) -> None:
+    """The run reads `rolled_back` after a partial rollback too (SPEC 2 has no partial
+    state): its message says which units are still in place."""
+    db, ledger = tmp_path / "t.db", tmp_path / "ledger"
+    run = await run_workflow(db, write_workflow(tmp_path, chain(ledger)))
+    async with SqliteStore(db) as store:
+        manager = RollbackManager(store)
+        result = await manager.execute_rollback(await manager.plan_rollback(run.run_id, ["deploy"]))
+        stored = await store.get_run(run.run_id)
+
+    expected = "rolled back 1 unit(s); a partial rollback: still in place: build, migrate"
+    assert result.message == stored.message == expected
