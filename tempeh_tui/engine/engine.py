@@ -16,12 +16,12 @@ import shutil
 import signal
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from random import Random
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec
 
 import anyio
 
@@ -85,6 +85,28 @@ if TYPE_CHECKING:
 __all__ = ["WorkflowEngine", "new_run_id"]
 
 
+P = ParamSpec("P")
+
+
+def _refusal_ends_waits(
+    method: Callable[Concatenate[WorkflowEngine, P], Coroutine[Any, Any, RunResult]],
+) -> Callable[Concatenate[WorkflowEngine, P], Coroutine[Any, Any, RunResult]]:
+    """A run refused before it starts (it raises, and no `run_started` went out) ends the
+    `async for event in engine.events()` loops waiting for its `run_finished`."""
+
+    @functools.wraps(method)
+    async def wrapper(engine: WorkflowEngine, /, *args: P.args, **kwargs: P.kwargs) -> RunResult:
+        started = engine._runs_started
+        try:
+            return await method(engine, *args, **kwargs)
+        except BaseException:
+            if engine._runs_started == started:
+                engine._refused()
+            raise
+
+    return wrapper
+
+
 def new_run_id() -> str:
     """Sortable and short enough to type: `20261125-190812-a3f9`."""
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + _random.token_hex(2)
@@ -118,6 +140,8 @@ class WorkflowEngine:
         self._environ = environ
         self._grace = grace
         self._subscribers: list[Subscriber] = []
+        self._refusal_watchers: list[Callable[[], None]] = []
+        self._runs_started = 0
         self._scheduler: Scheduler | None = None
         self._starting = False  # a run is on its way to its scheduler (see `interrupt`)
         self._has_run = False
@@ -136,7 +160,17 @@ class WorkflowEngine:
         """`async for event in engine.events():` (until the run's `run_finished`), or
         `async with engine.events() as events: async for event in events:` (every run, until
         the block ends)."""
-        return EventStream(self.subscribe)
+        return EventStream(self.subscribe, self._on_refusal)
+
+    def _on_refusal(self, callback: Callable[[], None]) -> Callable[[], None]:
+        self._refusal_watchers.append(callback)
+        return lambda: self._refusal_watchers.remove(callback)
+
+    def _refused(self) -> None:
+        """A run was refused before it started (a bad param, a missing secret, a run that
+        cannot be resumed): whoever waits for its `run_finished` stops waiting."""
+        for callback in list(self._refusal_watchers):
+            callback()
 
     # --- controlling a run in progress ---------------------------------------------------
 
@@ -239,6 +273,7 @@ class WorkflowEngine:
 
     # --- running -------------------------------------------------------------------------
 
+    @_refusal_ends_waits
     async def execute_workflow(
         self,
         workflow: WorkflowSource,
@@ -300,6 +335,7 @@ class WorkflowEngine:
                 await stack.enter_async_context(store.lease(run.run_id))
             return await self._drive(run, store, stack)
 
+    @_refusal_ends_waits
     async def resume(
         self,
         run_id: str,
@@ -421,6 +457,7 @@ class WorkflowEngine:
         )
         scheduler.results = results
         started = time.time()
+        self._runs_started += 1
         bus.emit(
             RunStarted,
             workflow=wf.name,

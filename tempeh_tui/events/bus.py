@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -80,8 +81,15 @@ class EventStream:
       run until the block ends.
     """
 
-    def __init__(self, subscribe: Callable[[Subscriber], Callable[[], None]]) -> None:
+    def __init__(
+        self,
+        subscribe: Callable[[Subscriber], Callable[[], None]],
+        on_refusal: Callable[[Callable[[], None]], Callable[[], None]] | None = None,
+    ) -> None:
+        """`on_refusal(callback)`: call `callback` when a run is refused before it starts
+        (it will never have a `run_finished`); returns the function that stops that."""
         self._subscribe = subscribe
+        self._on_refusal = on_refusal
         self._block: AbstractAsyncContextManager[AsyncIterator[Event]] | None = None
 
     async def __aenter__(self) -> AsyncIterator[Event]:
@@ -96,8 +104,22 @@ class EventStream:
         return self._until_finished()
 
     async def _until_finished(self) -> AsyncIterator[Event]:
-        async with event_stream(self._subscribe) as events:
-            async for event in events:
-                yield event
-                if isinstance(event, RunFinished):
-                    return
+        send, receive = anyio.create_memory_object_stream[Event](max_buffer_size=math.inf)
+
+        def deliver(event: Event) -> None:
+            with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+                send.send_nowait(event)
+
+        unsubscribe = self._subscribe(deliver)
+        # a run refused before it started never sends `run_finished`: the iteration ends
+        stop_watching = self._on_refusal(send.close) if self._on_refusal else (lambda: None)
+        try:
+            async with receive:
+                async for event in receive:
+                    yield event
+                    if isinstance(event, RunFinished):
+                        return
+        finally:
+            stop_watching()
+            unsubscribe()
+            send.close()

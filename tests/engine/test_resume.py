@@ -15,6 +15,7 @@ from tempeh_tui.definition.models import Workflow
 from tempeh_tui.engine.engine import WorkflowEngine
 from tempeh_tui.engine.fake_executor import FakeExecutor, FakeOutcome
 from tempeh_tui.engine.resume import InDoubt, ResumePlan
+from tempeh_tui.errors import WorkflowError
 from tempeh_tui.events import Event, RunStatus, StepRetrying, StepStarted, StepStatus
 from tempeh_tui.store.base import StoreError
 from tempeh_tui.store.sqlite import SqliteStore
@@ -255,3 +256,23 @@ async def test_a_subscriber_that_raises_costs_no_checkpoint(store: SqliteStore) 
     assert stored.status is RunStatus.INTERRUPTED
     assert "RuntimeError: a view's bug" in (stored.message or "")
     assert {s.name: s.status for s in stored.steps}["build"] is StepStatus.SUCCEEDED
+
+
+async def test_waiting_for_a_runs_events_ends_when_the_run_is_refused(store: SqliteStore) -> None:
+    """`async for event in engine.events()` waits for the run's `run_finished`; a run refused
+    before it starts (here: a required param missing) has none, and the loop waited for
+    ever."""
+    engine = WorkflowEngine(FakeExecutor(), store)
+    seen: list[Event] = []
+
+    async def listen() -> None:
+        seen.extend([event async for event in engine.events()])
+
+    wants = parse_workflow("name: p\nparams: {v: {required: true}}\nsteps: [{name: a, run: x}]")
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(listen)
+            await anyio.wait_all_tasks_blocked()
+            with pytest.raises(WorkflowError):
+                await engine.execute_workflow(wants)
+    assert seen == []
