@@ -90,6 +90,11 @@ def _refuses_a_gate(
 
 
 def _nothing_waits(run: RunRecord, exc: NothingWaits, kind: QuestionKind) -> int:
+    units = {s.name for s in run.steps}
+    if exc.step not in units and not any(u.startswith(f"{exc.step}[") for u in units):
+        known = ", ".join(sorted(units))
+        print(f"tempeh: run {run.id} has no step '{exc.step}'; its steps: {known}", file=sys.stderr)
+        return EXIT_NOTHING_WAITS
     other = [d for d in run.waiting_for if d.kind != kind.value]
     hint = ""
     if other:

@@ -148,6 +148,10 @@ def _selected_units(
     for name in (name for group in groups for name in group):
         entry = entries.get(name, {})
         decision = entry.get("decision")
+        if not isinstance(entry.get("selected", True), bool):  # "no" would read as selected
+            raise PlanRefused(
+                path, f"unit '{name}': 'selected' is {entry['selected']!r}; expected true or false"
+            )
         if entry.get("selected") is False or decision == "not selected":
             continue
         if decision == "skip" and (name not in fresh or fresh[name].decision != "skip"):

@@ -118,6 +118,23 @@ def test_an_edited_plan_runs_only_the_units_it_still_selects(folder: Folder) -> 
     assert steps["smoke"]["status"] == "succeeded"  # what was left out counts as done
 
 
+def test_a_plan_whose_selected_is_not_a_boolean_is_refused(folder: Folder) -> None:
+    """`"selected": "no"` used to read as selected: the unit the operator meant to leave out
+    ran."""
+    assert folder.tempeh("plan", folder.flow, "--out", folder.plan).returncode == 0
+    saved = folder.saved()
+    for step in saved["steps"]:
+        if step["name"] == "docs":
+            step["selected"] = "no"
+    folder.plan.write_text(json.dumps(saved))
+
+    refused = folder.tempeh("run", "--plan", folder.plan)
+
+    assert refused.returncode == 2
+    assert "unit 'docs': 'selected' is 'no'; expected true or false" in refused.stderr
+    assert folder.ledger() == []
+
+
 def test_only_runs_those_steps_and_what_they_need(folder: Folder) -> None:
     assert folder.tempeh("plan", folder.flow, "--out", folder.plan).returncode == 0
 

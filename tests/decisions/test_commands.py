@@ -78,6 +78,9 @@ def test_tempeh_approve_lets_a_waiting_gate_run(tmp_path: Path) -> None:
     assert (unit, kind, summary) == ("deploy", "approval", "Deploy to production?")
     # a gate is approved or refused (skip/abort/rollback); `retry` means nothing to it
     assert answer("decide", str(run_id), "deploy", "retry", db=db).returncode == 2
+    typo = answer("decide", str(run_id), "deplyo", "skip", db=db)
+    assert typo.returncode == 2
+    assert f"run {run_id} has no step 'deplyo'; its steps: after, deploy" in typo.stderr
     done = answer("approve", str(run_id), "deploy", db=db)
     assert done.returncode == 0, done.stderr
     assert finish(run) == 0
