@@ -54,6 +54,8 @@ async def _rollback(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return EXIT_USAGE
+        if plan.empty and not any(s.in_doubt for s in (await store.get_run(plan.run_id)).steps):
+            return EXIT_OK  # nothing to undo, nothing left running: the run stays as it is
         view: HeadlessView = choose_view(json_lines=bool(args.json))
         manager.subscribe(view.handle)
         try:

@@ -162,3 +162,20 @@ def test_a_run_another_live_process_drives_is_refused_before_any_plan(
     assert "in doubt" not in captured.out + captured.err
     assert "deploy" not in captured.out  # no plan printed first
     assert compensated(ledger) == []
+
+
+def test_a_rollback_with_nothing_to_undo_leaves_the_run_as_it_was(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No step has a rollback: there is nothing to do, and the run used to become
+    `rolled_back`, its message replaced by "nothing to roll back"."""
+    db = tmp_path / "t.db"
+    steps = [ledger_step("lint", tmp_path / "ledger", rollback=False)]
+    run_id = anyio.run(run_workflow, db, write_workflow(tmp_path, steps)).run_id
+
+    assert main(["rollback", run_id, "--yes", "--db", str(db)]) == 0
+
+    assert "nothing to roll back" in capsys.readouterr().out
+    assert main(["show", run_id, "--json", "--db", str(db)]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["status"], shown["message"], shown["rollbacks"]) == ("succeeded", None, [])
