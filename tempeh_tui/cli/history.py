@@ -17,8 +17,17 @@ from rich.text import Text
 
 from tempeh_tui.cli.console import report_console
 from tempeh_tui.definition.durations import format_duration, parse_duration
+from tempeh_tui.errors import TempehError
 from tempeh_tui.events import RunStatus, StepStatus
-from tempeh_tui.store import LogRecord, PruneResult, RunRecord, StepRecord, open_store
+from tempeh_tui.store import (
+    LogRecord,
+    PruneResult,
+    RunRecord,
+    SqliteStore,
+    StepRecord,
+    default_store_path,
+    open_store,
+)
 from tempeh_tui.store.base import DecisionRecord, RollbackRecord
 from tempeh_tui.store.rows import unit_matches
 
@@ -49,7 +58,7 @@ _STATUS_STYLE = {
 
 
 def runs(args: argparse.Namespace) -> int:
-    found = anyio.run(_list_runs, args.db, args.limit)
+    found = anyio.run(_list_runs, args.db, args.limit) if _store_exists(args.db) else []
     if args.json:
         _print_json([run.to_json(with_steps=False) for run in found])
         return 0
@@ -144,13 +153,27 @@ async def _list_runs(db: str | None, limit: int) -> list[RunRecord]:
         return await store.list_runs(limit)
 
 
+def _store_exists(db: str | None) -> bool:
+    """Reading creates no store: a `--db` with a typo would otherwise leave an empty one."""
+    return default_store_path(db).exists()
+
+
+def _existing_store(db: str | None) -> SqliteStore:
+    if not _store_exists(db):
+        raise TempehError(
+            f"no store at {default_store_path(db)}: nothing has run with it "
+            "(check --db or TEMPEH_DB)"
+        )
+    return open_store(db)
+
+
 async def _get_run(db: str | None, run_id: str) -> RunRecord:
-    async with open_store(db) as store:
+    async with _existing_store(db) as store:
         return await store.get_run(run_id)
 
 
 async def _logs(args: argparse.Namespace) -> int:
-    async with open_store(args.db) as store:
+    async with _existing_store(args.db) as store:
         run = await store.get_run(args.run)
         step: str | None = args.step
         if step is not None and not any(unit_matches(s.name, step) for s in run.steps):

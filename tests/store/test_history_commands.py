@@ -297,3 +297,18 @@ def test_piped_reports_cut_nothing_a_script_reads(db: str, columns: str | None) 
         check=True,
     ).stdout
     assert all("…" not in line for line in shown.splitlines())
+
+
+def test_reading_a_store_that_is_not_there_creates_none(tmp_path: Path) -> None:
+    """`tempeh runs --db typo.db` used to create an empty store there."""
+    missing = tmp_path / "typo.db"
+
+    listed = run_tempeh("runs", "--db", missing)
+    shown = run_tempeh("show", "20240502", "--db", missing)
+    logs = run_tempeh("logs", "20240502", "--db", missing)
+
+    assert (listed.returncode, listed.stdout.strip()) == (0, "no runs yet")
+    for refused in (shown, logs):
+        assert refused.returncode == 2
+        assert f"no store at {missing}: nothing has run with it" in refused.stderr
+    assert not missing.exists()
