@@ -76,7 +76,7 @@ from tempeh_tui.events import (
 from tempeh_tui.events.bus import EventStream, Subscriber
 from tempeh_tui.graph.build import WorkflowGraph, build_graph
 from tempeh_tui.graph.selection import Selection, SelectionError, not_selected
-from tempeh_tui.store.base import DecisionRecord, RollbackRecord, RunRecord, Store
+from tempeh_tui.store.base import DecisionRecord, RunRecord, Store
 
 if TYPE_CHECKING:
     from tempeh_tui.engine.rollback import RollbackManager, RollbackResult
@@ -365,17 +365,25 @@ class WorkflowEngine:
             if await store.last_seq(record.id) != seen:  # a dead driver's journal, replayed
                 record = await store.get_run(record.id)
             if (rollback := interrupted_rollback(record)) is not None:
-                return await self._continue_rollback(record, rollback, store, max_concurrency)
+                requested = rollback.plan.get("requested")
+                return await self._continue_rollback(record, requested, store, max_concurrency)
             if record.status in (RunStatus.ROLLED_BACK, RunStatus.ROLLBACK_FAILED):
                 raise RolledBack(record)
             workflow = stored_workflow(record)
             plan = plan_resume(record, workflow)
             if explain is not None:
                 explain(plan)
-            unconfirmed = plan.needing_confirmation()
+            decided = plan.operator_stop()  # then nothing runs again: nothing to confirm
+            unconfirmed = plan.needing_confirmation() if decided is None else []
             if unconfirmed and not confirm_in_doubt:
                 raise InDoubt(record.id, unconfirmed)
             await kill_leftovers(record, self._grace)
+            if decided is not None and decided.answer == Decision.ROLLBACK:
+                why = (
+                    f"'{decided.unit}': rollback (decided by {decided.answered_by}, before "
+                    "its engine died): rolling back the run"
+                )
+                return await self._continue_rollback(record, None, store, max_concurrency, why=why)
             for stale in record.waiting_for:  # the process that asked is gone
                 if stale.kind == QuestionKind.FAILURE:  # approvals given meanwhile still count
                     await store.answer_decision(
@@ -397,7 +405,7 @@ class WorkflowEngine:
                 decision_timeout=decision_timeout,
                 retried=retry_values_by_unit(record.decisions),
                 not_selected=dict(record.not_selected),
-                decided=plan.operator_stop(),
+                decided=decided,
             )
             return await self._drive(run, store, stack)
 
@@ -471,7 +479,10 @@ class WorkflowEngine:
         if self._stop_requested is not None:  # interrupted while it started: nothing runs
             scheduler.stop(StopReason(StepStatus.INTERRUPTED, self._stop_requested))
         if (decided := run.decided) is not None and decided.answer is not None:
-            scheduler.decided_before(decided.unit, Decision(decided.answer), decided.answered_by)
+            what = "was refused" if decided.kind == QuestionKind.APPROVAL else "failed"
+            scheduler.decided_before(
+                decided.unit, Decision(decided.answer), decided.answered_by, what
+            )
         self._desk = desk
         ended = run.reused  # ended before this process started
         scheduler.passing = run.toggled_off()
@@ -509,20 +520,26 @@ class WorkflowEngine:
     async def _continue_rollback(
         self,
         record: RunRecord,
-        rollback: RollbackRecord,
+        requested: list[str] | None,
         store: Store,
         max_concurrency: int | None,
+        *,
+        why: str | None = None,
     ) -> RunResult:
         """Resume a run whose rollback stopped half-way: the rollback goes on, with the same
-        steps, and never compensates a unit twice (SPEC 4); nothing is deployed again."""
+        steps, and never compensates a unit twice (SPEC 4); nothing is deployed again. Also
+        the rollback an operator decided that the dead engine never started (`why`): the
+        whole run, what it left running included (in doubt)."""
         from tempeh_tui.engine.rollback import RollbackManager, RollbackResult
 
         self._starting = False  # no steps of its own start: `interrupt` stops the rollback
         self._rolling_back = anyio.CancelScope()
         manager = RollbackManager(store, self._executor, environ=self._environ, grace=self._grace)
-        plan = await manager.plan_rollback(record.id, rollback.plan.get("requested"))
+        plan = await manager.plan_rollback(record.id, requested)
         first_seq = await store.last_seq(record.id)
         bus = EventBus(record.id, first_seq, [store.record, *self._subscribers])
+        if why is not None:
+            _note(bus, why)
         done = await self._rollback(manager, plan, max_concurrency=max_concurrency, bus=bus)
         if done is None:  # interrupted: the next resume continues it, as it did this one
             stopped = self._stop_requested or "interrupted"

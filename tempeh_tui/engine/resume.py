@@ -114,7 +114,7 @@ class ResumePlan:
 
     def reused(self) -> dict[str, UnitResult]:
         return {
-            d.name: as_unit_result(d.record, d.skipped_by)
+            d.name: as_unit_result(d.record, d.skipped_by, d.stopped_by)
             for d in self.decisions
             if d.action in ("reuse", "as decided") and d.record
         }
@@ -168,8 +168,9 @@ def plan_resume(run: RunRecord, workflow: Workflow) -> ResumePlan:
             decisions.append(UnitDecision(unit.name, "reuse", why, record, skipped_by=skip))
         elif (stop := _stopped_by_operator(record, run)) is not None:
             then = "the run rolls back" if stop.answer == Decision.ROLLBACK else "the run aborts"
+            was = "waited for approval" if stop.kind == QuestionKind.APPROVAL else "failed"
             why = (
-                f"failed; its operator answered {stop.answer} ({stop.answered_by}, "
+                f"{was}; its operator answered {stop.answer} ({stop.answered_by}, "
                 f"{_when(stop.answered_at)}) and its engine died before acting on it: {then}"
             )
             decisions.append(UnitDecision(unit.name, "as decided", why, record, stopped_by=stop))
@@ -200,6 +201,15 @@ def plan_resume(run: RunRecord, workflow: Workflow) -> ResumePlan:
             decisions.append(
                 UnitDecision(unit.name, "re-run", f"ended {record.status.value}", record)
             )
+    stop = next((d.stopped_by for d in decisions if d.stopped_by), None)
+    if stop is not None:  # nothing runs again: the operator's answer stands
+        then = "the run is rolled back" if stop.answer == Decision.ROLLBACK else "it aborts"
+        decisions = [
+            dataclasses.replace(d, why=f"{d.why}; but nothing runs: {then} (as decided)")
+            if d.action in ("re-run", "in doubt", "decide again")
+            else d
+            for d in decisions
+        ]
     retried = retry_values_by_unit(run.decisions)
     decisions = [
         dataclasses.replace(d, why=f"{d.why}; with the values of its last retry: {values}")
@@ -218,10 +228,14 @@ def _changes(retried: dict[str, RetryValues], unit: str) -> str:
 def _skipped_by_operator(
     record: StepRecord, asked: tuple[DecisionRecord, ...]
 ) -> DecisionRecord | None:
-    """The operator's `skip` of this unit's last failure, if that was the last word on it.
+    """The operator's `skip` of this unit's last failure (or of its approval gate), if that
+    was the last word on it.
 
-    Stored as skipped, or still failed when the engine died before it acted on the answer
-    (no attempt began after the question was asked)."""
+    Stored as skipped, or still failed (still waiting at its gate) when the engine died
+    before it acted on the answer (no attempt began after the question was asked)."""
+    if record.status is StepStatus.AWAITING_CONFIRMATION:
+        refused = _last_answer(record, asked, QuestionKind.APPROVAL)
+        return refused if refused is not None and refused.answer == Decision.SKIP else None
     last = _last_answer(record, asked)
     if last is None or last.answer != Decision.SKIP:
         return None
@@ -233,25 +247,33 @@ def _skipped_by_operator(
 
 
 def _stopped_by_operator(record: StepRecord, run: RunRecord) -> DecisionRecord | None:
-    """The operator's `rollback` or `abort` of this unit's last failure, if the engine that
-    asked never acted on it: the run did not end after it (an abort it acted on ended the run
-    `failed`, and resuming that run means running the failed units again)."""
-    last = _last_answer(record, run.decisions)
-    if last is None or last.answer not in (Decision.ROLLBACK, Decision.ABORT):
-        return None
+    """The operator's `rollback` or `abort` of this unit's last failure (or of its approval
+    gate), if the engine that asked never acted on it: the run did not end after it (an abort
+    it acted on ended the run `failed`, and resuming that run means running the failed units
+    again)."""
     if run.status not in (RunStatus.RUNNING, RunStatus.INTERRUPTED, RunStatus.PAUSED):
         return None
-    if record.status is StepStatus.FAILED and not _tried_since(record, last):
-        return last
-    return None
+    if record.status is StepStatus.AWAITING_CONFIRMATION:
+        last = _last_answer(record, run.decisions, QuestionKind.APPROVAL)
+    elif record.status is StepStatus.FAILED:
+        last = _last_answer(record, run.decisions)
+    else:
+        return None
+    if last is None or last.answer not in (Decision.ROLLBACK, Decision.ABORT):
+        return None
+    return None if _tried_since(record, last) else last
 
 
-def _last_answer(record: StepRecord, asked: tuple[DecisionRecord, ...]) -> DecisionRecord | None:
+def _last_answer(
+    record: StepRecord,
+    asked: tuple[DecisionRecord, ...],
+    kind: QuestionKind = QuestionKind.FAILURE,
+) -> DecisionRecord | None:
     answers = [
         d
         for d in asked
         if d.unit == record.name
-        and d.kind == QuestionKind.FAILURE
+        and d.kind == kind
         and d.answer is not None
         and d.answer in FAILURE_CHOICES
     ]
@@ -266,14 +288,28 @@ def _when(ts: float | None) -> str:
     return iso_time(ts) if ts is not None else "at an unknown time"
 
 
-def as_unit_result(record: StepRecord, skipped_by: DecisionRecord | None = None) -> UnitResult:
-    """A stored unit as a result (a skip by its operator counts as `skipped`)."""
-    reason = record.reason
-    if skipped_by is not None and record.status is not StepStatus.SKIPPED:
-        reason = f"failed, then skipped by the operator (by {skipped_by.answered_by}): {reason}"
+def as_unit_result(
+    record: StepRecord,
+    skipped_by: DecisionRecord | None = None,
+    stopped_by: DecisionRecord | None = None,
+) -> UnitResult:
+    """A stored unit as a result (a skip by its operator counts as `skipped`; a gate its
+    operator refused with `abort` or `rollback` as `failed`)."""
+    reason, status = record.reason, record.status
+    answer = skipped_by or stopped_by
+    by = answer.answered_by if answer is not None else None
+    if skipped_by is not None:
+        status = StepStatus.SKIPPED
+        if record.status is StepStatus.AWAITING_CONFIRMATION:
+            reason = f"refused by {by} (skip) at its approval gate"
+        elif record.status is not StepStatus.SKIPPED:
+            reason = f"failed, then skipped by the operator (by {by}): {reason}"
+    elif stopped_by is not None and record.status is StepStatus.AWAITING_CONFIRMATION:
+        status = StepStatus.FAILED
+        reason = f"refused by {by} ({stopped_by.answer}) at its approval gate"
     return UnitResult(
         name=record.name,
-        status=StepStatus.SKIPPED if skipped_by is not None else record.status,
+        status=status,
         attempts=record.attempts,
         exit_code=record.exit_code,
         error_class=record.error_class,

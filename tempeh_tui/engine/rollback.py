@@ -29,7 +29,7 @@ import anyio
 
 from tempeh_tui.definition.expressions import ExpressionError
 from tempeh_tui.definition.models import Step, Workflow
-from tempeh_tui.engine.decisions import retry_values_by_unit
+from tempeh_tui.engine.decisions import WITHDRAWN, retry_values_by_unit
 from tempeh_tui.engine.executor import DEFAULT_GRACE, ExecResult, Executor, ShellRequest
 from tempeh_tui.engine.rendering import RunScope, render_shell
 from tempeh_tui.engine.resume import as_unit_result, kill_leftovers, stored_workflow
@@ -237,8 +237,16 @@ class _Rollback:
                     status=RunStatus.INTERRUPTED,
                     message="its process stopped before it ended; continued by " + self.rollback_id,
                 )
-        for step in self.record.steps:
-            if step.status is StepStatus.RUNNING:  # we hold the lease: its engine is gone
+        for question in self.record.waiting_for:  # its asker is gone: nothing will act on it
+            await self.store.answer_decision(
+                question.run_id,
+                question.unit,
+                question.kind,
+                WITHDRAWN,
+                f"rollback {self.rollback_id}",
+            )
+        for step in self.record.steps:  # we hold the lease: its engine is gone
+            if step.status is StepStatus.RUNNING:
                 self.bus.emit(
                     StepFinished,
                     step=step.name,
@@ -246,6 +254,16 @@ class _Rollback:
                     attempts=step.attempts,
                     reason="it was running when its engine stopped; its processes were "
                     f"stopped before rollback {self.rollback_id}",
+                    ended_at=time.time(),
+                )
+            elif step.status is StepStatus.AWAITING_CONFIRMATION:
+                self.bus.emit(
+                    StepFinished,
+                    step=step.name,
+                    status=StepStatus.CANCELLED,
+                    attempts=step.attempts,
+                    reason=f"its run was rolled back (rollback {self.rollback_id}) while it "
+                    "waited for approval",
                     ended_at=time.time(),
                 )
         self.bus.emit(

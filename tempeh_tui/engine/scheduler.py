@@ -356,14 +356,18 @@ class Scheduler:
         with scope:
             ended = await runner.gate()
         del self._gating[unit.name]
-        if scope.cancelled_caught:  # stopped while it waited for its answer
-            self._ended(unit, self._cancelled(runner, unit))
-        elif ended is not None:
+        if ended is not None:
             self._ended(unit, ended)
+        elif scope.cancelled_caught or self.stopped is not None:
+            # stopped while it waited for its answer (or before it could wait: an approval
+            # given in advance awaits nothing, and a stop's cancel never reached it)
+            self._ended(unit, self._cancelled(runner, unit))
         else:
             self._gated[unit.name] = runner
             heapq.heappush(self._ready, (-self._rank[unit.name], self._order[unit.name], unit.name))
         self._dispatch()
+        if unit.name in self._gated:  # approved, and no slot yet: no longer awaiting anyone
+            self._wait(unit.name, "a free concurrency slot (approved)")
 
     def _runner(self, unit: Unit) -> UnitRunner:
         runner = self._gated.pop(unit.name, None) or UnitRunner(self.s, unit)
@@ -592,11 +596,13 @@ class Scheduler:
         self._stop_as_decided(name, decision, who)
         self._complete(name, result)
 
-    def decided_before(self, name: str, decision: Decision, by: str | None) -> None:
-        """Before the run starts: the operator's `rollback` or `abort` of `name`'s failure,
+    def decided_before(
+        self, name: str, decision: Decision, by: str | None, what: str = "failed"
+    ) -> None:
+        """Before the run starts: the operator's `abort` of `name`'s failure (or its gate),
         stored, which the engine that asked died before acting on (a resume acts on it)."""
         self._settled.add(name)
-        self._stop_as_decided(name, decision, f" by {by}" if by else "")
+        self._stop_as_decided(name, decision, f" by {by}" if by else "", what)
 
     def _stop_as_decided(
         self, name: str, decision: Decision, who: str, what: str = "failed"

@@ -259,3 +259,59 @@ async def test_an_approval_gate_can_be_refused(
     assert gate.reason == f"refused by tester ({answer}): Deploy to production?"
     (question,) = (await store.get_run(RUN_ID)).decisions
     assert (question.kind, question.answer) == ("approval", answer)
+
+
+async def test_a_gate_approved_in_advance_does_not_start_once_the_run_has_stopped() -> None:
+    """`a` makes both the gate and `bad` ready; `bad`'s `when` fails, which aborts the run
+    before the gate could start. A gate that awaited nothing (approved in advance) used to
+    miss the stop and run anyway."""
+    store = MemoryStore()
+    fake = FakeExecutor({"a": [FakeOutcome(outputs={"x": "1"})]})
+    run = await run_and_answer(
+        """
+        name: stopped
+        on_failure: abort
+        steps:
+          - {name: a, run: echo a}
+          - {name: g, needs: [a], confirm: "Go?", run: echo g}
+          - {name: bad, needs: [a], when: "steps['a'].outputs.missing == 1", run: echo bad}
+        """,
+        fake,
+        store,
+        None,
+        approve=["g"],
+    )
+    assert run.result.status is RunStatus.FAILED
+    assert fake.names() == ["a"]
+    assert run.result["g"].status is StepStatus.CANCELLED
+
+
+async def test_an_approved_gate_waiting_for_a_slot_no_longer_awaits_confirmation() -> None:
+    store = MemoryStore()
+    fake = FakeExecutor({"long": [FakeOutcome(duration=0.3)]})
+    seen: list[StepStatus] = []
+
+    async def approve_then_look(engine: WorkflowEngine, question: object) -> None:
+        await engine.approve(RUN_ID, "g", by="tester")
+        with anyio.fail_after(5):
+            while not seen:
+                gate = {s.name: s for s in (await store.get_run(RUN_ID)).steps}["g"]
+                if gate.status is not StepStatus.AWAITING_CONFIRMATION:
+                    seen.append(gate.status)
+                await anyio.sleep(0.01)
+
+    run = await run_and_answer(
+        """
+        name: one-slot
+        max_concurrency: 1
+        steps:
+          - {name: long, run: sleep 1}
+          - {name: g, confirm: "Go?", run: echo g}
+        """,
+        fake,
+        store,
+        approve_then_look,
+        wait_for_decision=True,
+    )
+    assert run.result.status is RunStatus.SUCCEEDED
+    assert seen == [StepStatus.WAITING]  # approved, waiting for the slot `long` holds

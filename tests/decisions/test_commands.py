@@ -102,3 +102,53 @@ def test_an_approval_survives_a_crash_and_is_not_asked_again(tmp_path: Path) -> 
     assert rows == [("approval", "yes")]
     ((status,),) = query(db, "SELECT status FROM runs")
     assert status == "succeeded"
+
+
+REFUSED_WHILE_DEAD = """\
+name: refused
+steps:
+  - name: stage
+    run: until grep -qx long {ledger}; do sleep 0.05; done; echo staged >> {ledger}
+    rollback: echo unstaged >> {ledger}
+  - name: ship
+    needs: [stage]
+    confirm: "Ship it?"
+    run: echo shipped >> {ledger}
+  - name: long
+    run: echo long >> {ledger}; sleep 60; echo long-done >> {ledger}
+    rollback: echo unlong >> {ledger}
+"""
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    ("answer_", "exit_code", "ledger_after"),
+    [
+        ("rollback", 3, ["long", "staged", "unlong", "unstaged"]),
+        ("abort", 1, ["long", "staged"]),
+    ],
+)
+def test_a_gate_refused_while_its_engine_is_dead_is_acted_on_by_resume(
+    tmp_path: Path, answer_: str, exit_code: int, ledger_after: list[str]
+) -> None:
+    """kill -9 while the gate waits; `decide RUN GATE rollback|abort` is stored; resume used
+    to ask the gate again (and pause), ignoring the answer. A rollback also undoes `long`,
+    which the dead engine left running (in doubt), after stopping what it left."""
+    db, ledger = tmp_path / "tempeh.db", tmp_path / "ledger"
+    flow = tmp_path / "wf.yaml"
+    flow.write_text(REFUSED_WHILE_DEAD.format(ledger=ledger))
+    run = tempeh("run", str(flow), "--wait-for-decision", db=db)
+    ((run_id, unit, kind, _),) = wait_for(db, WAITING, run)
+    assert (unit, kind) == ("ship", "approval")
+    run.send_signal(signal.SIGKILL)
+    run.communicate()
+
+    refused = answer("decide", str(run_id), "ship", answer_, "--yes", db=db)
+    assert refused.returncode == 0, refused.stderr
+    resumed = tempeh("resume", str(run_id), "--wait-for-decision", "5s", db=db)
+
+    assert finish(resumed) == exit_code
+    assert sorted(ledger.read_text().split()) == ledger_after  # ship never ran, long stopped
+    states = dict(query(db, "SELECT name, status FROM units"))
+    assert states["ship"] in ("failed", "cancelled")
+    assert not query(db, "SELECT unit FROM decisions WHERE answer IS NULL")
