@@ -376,7 +376,12 @@ class WorkflowEngine:
             decided = plan.operator_stop()  # then nothing runs again: nothing to confirm
             unconfirmed = plan.needing_confirmation() if decided is None else []
             if unconfirmed and not confirm_in_doubt:
-                raise InDoubt(record.id, unconfirmed)
+                refused = InDoubt(record.id, unconfirmed)
+                # nobody drives it now: it reads `interrupted`, not `running` (its lease goes)
+                bus = EventBus(record.id, await store.last_seq(record.id), [store.record])
+                bus.emit(RunFinished, status=RunStatus.INTERRUPTED, message=str(refused))
+                await store.flush()
+                raise refused
             await kill_leftovers(record, self._grace)
             if decided is not None and decided.answer == Decision.ROLLBACK:
                 why = (

@@ -149,6 +149,8 @@ def test_a_gate_refused_while_its_engine_is_dead_is_acted_on_by_resume(
 
     assert finish(resumed) == exit_code
     assert sorted(ledger.read_text().split()) == ledger_after  # ship never ran, long stopped
-    states = dict(query(db, "SELECT name, status FROM units"))
+    states = {
+        str(name): str(status) for name, status in query(db, "SELECT name, status FROM units")
+    }
     assert states["ship"] in ("failed", "cancelled")
     assert not query(db, "SELECT unit FROM decisions WHERE answer IS NULL")

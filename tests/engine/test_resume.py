@@ -126,6 +126,10 @@ async def test_a_step_in_doubt_that_is_not_idempotent_needs_a_yes(store: SqliteS
     with pytest.raises(InDoubt, match="migrate"):
         await WorkflowEngine(refused, store).resume(run_id)
     assert refused.calls == []
+    # nobody drives it after the refusal: it reads `interrupted` (it read `running`)
+    stored = await store.get_run(run_id)
+    assert (stored.status, stored.lease) == (RunStatus.INTERRUPTED, None)
+    assert "resume with --yes" in (stored.message or "")
 
     confirmed = FakeExecutor()
     result = await WorkflowEngine(confirmed, store).resume(run_id, confirm_in_doubt=True)
