@@ -62,7 +62,7 @@ from tempeh_tui.engine.secrets import (
     refuse_secret_params,
     secrets_masked,
 )
-from tempeh_tui.engine.unit_runner import Approvals, RunServices
+from tempeh_tui.engine.unit_runner import Approvals, RunServices, scratch_prefix
 from tempeh_tui.errors import TempehError
 from tempeh_tui.events import (
     EventBus,
@@ -436,7 +436,7 @@ class WorkflowEngine:
             workflow=wf,
             environ=environ,
         )
-        tmpdir = tempfile.mkdtemp(prefix=f"tempeh-{run.run_id}-")
+        tmpdir = tempfile.mkdtemp(prefix=scratch_prefix(run.run_id))
         stack.callback(shutil.rmtree, tmpdir, ignore_errors=True)
         results: dict[str, UnitResult] = {}
         scope = RunScope(wf, graph, run.run_id, run.params, results, environ, secret_values)

@@ -13,10 +13,13 @@ compensated again, so after a crash `tempeh rollback RUN` continues where it sto
 
 from __future__ import annotations
 
+import contextlib
 import getpass
+import glob
 import os
 import secrets as _random
 import socket
+import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -31,6 +34,7 @@ from tempeh_tui.definition.expressions import ExpressionError
 from tempeh_tui.definition.models import Step, Workflow
 from tempeh_tui.engine.decisions import WITHDRAWN, retry_values_by_unit
 from tempeh_tui.engine.executor import DEFAULT_GRACE, ExecResult, Executor, ShellRequest
+from tempeh_tui.engine.outputs import OutputFileError
 from tempeh_tui.engine.rendering import RunScope, render_shell
 from tempeh_tui.engine.resume import as_unit_result, kill_leftovers, stored_workflow
 from tempeh_tui.engine.rollback_plan import (
@@ -41,6 +45,8 @@ from tempeh_tui.engine.rollback_plan import (
     run_basis,
 )
 from tempeh_tui.engine.secrets import Masker, collect_secrets
+from tempeh_tui.engine.shell_process import read_outputs
+from tempeh_tui.engine.unit_runner import output_file_of, scratch_prefix
 from tempeh_tui.events import (
     EventBus,
     RollbackFinished,
@@ -54,7 +60,7 @@ from tempeh_tui.events import (
 )
 from tempeh_tui.events.bus import Subscriber
 from tempeh_tui.graph.build import Unit, build_graph
-from tempeh_tui.store.base import RollbackRecord, RunRecord, Store
+from tempeh_tui.store.base import RollbackRecord, RunRecord, StepRecord, Store
 
 __all__ = [
     "PlannedUnit",
@@ -221,6 +227,9 @@ class _Rollback:
         self.masker = Masker(secret_values.values())
         self.stored = {s.name: s for s in record.steps}
         results = {s.name: as_unit_result(s) for s in record.steps}
+        for step in record.steps:  # left running by a dead engine: what it wrote still counts
+            if step.in_doubt and not step.outputs:
+                results[step.name].outputs.update(_outputs_left(record.id, step))
         self.scope = RunScope(
             workflow, self.graph, record.id, record.params, results, environ, secret_values
         )
@@ -426,7 +435,7 @@ class _Rollback:
         return status
 
     def _scope(self, unit: Unit) -> dict[str, Any]:
-        return self.scope.expression_scope(unit, outputs=self.stored[unit.name].outputs)
+        return self.scope.expression_scope(unit, outputs=self.scope.results[unit.name].outputs)
 
     async def _shell(self, unit: Unit, command: str, limit: float | None) -> ExecResult:
         """Run `command` as `unit`'s (its outputs, item, params, env), its output logged."""
@@ -526,6 +535,18 @@ class _Limits:
             self._pools[pool] + amount <= self._capacity.get(pool, amount)
             for pool, amount in step.resources.items()
         )
+
+
+def _outputs_left(run_id: str, step: StepRecord) -> dict[str, str]:
+    """What a unit its engine left running wrote to `$TEMPEH_OUTPUT` before that engine died
+    (its compensation's `{{ outputs.x }}`): the dead engine's scratch folder outlives it.
+    Nothing if the folder is gone (a reboot) or the file cannot be read."""
+    folders = os.path.join(tempfile.gettempdir(), scratch_prefix(run_id) + "*")
+    pattern = output_file_of(folders, step.name, step.attempts, "*")
+    for path in sorted(glob.glob(pattern), key=os.path.getmtime, reverse=True):
+        with contextlib.suppress(OSError, OutputFileError):
+            return read_outputs(path)
+    return {}
 
 
 def _workdir(record: RunRecord) -> str:

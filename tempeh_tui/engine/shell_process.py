@@ -23,7 +23,14 @@ from tempeh_tui.engine.executor import ExecResult, ExecutionObserver, ShellReque
 from tempeh_tui.engine.outputs import OutputFileError, parse_outputs
 from tempeh_tui.engine.process_groups import finish_group, process_start_time, signal_group
 
-__all__ = ["MAX_LINE_BYTES", "MAX_OUTPUT_FILE_BYTES", "LineSplitter", "Mailbox", "ShellRun"]
+__all__ = [
+    "MAX_LINE_BYTES",
+    "MAX_OUTPUT_FILE_BYTES",
+    "LineSplitter",
+    "Mailbox",
+    "ShellRun",
+    "read_outputs",
+]
 
 MAX_LINE_BYTES = 64 * 1024
 MAX_LINE_PIECES = 16
@@ -414,7 +421,7 @@ class ShellRun:
         error: str | None = None
         if request.output_file is not None:
             try:
-                outputs = _read_outputs(request.output_file)
+                outputs = read_outputs(request.output_file)
             except OutputFileError as exc:
                 error = f"$TEMPEH_OUTPUT ({request.output_file}): {exc}"
         return ExecResult(
@@ -459,7 +466,7 @@ def _drain(poller: select.poll, streams: dict[int, tuple[str, LineSplitter]]) ->
     return lines
 
 
-def _read_outputs(path: str) -> dict[str, str]:
+def read_outputs(path: str) -> dict[str, str]:
     """The outputs a step wrote (none if it wrote no file); `OutputFileError` if unusable."""
     try:
         with open(path, "rb") as file:

@@ -336,9 +336,7 @@ class UnitRunner:
         announce: bool = True,
     ) -> ExecResult:
         rendered, values = render_shell(command, scope)
-        output_file = os.path.join(
-            self.s.tmpdir, f"{_safe(self.unit.name)}.{attempt}.{iteration}.out"
-        )
+        output_file = output_file_of(self.s.tmpdir, self.unit.name, attempt, iteration)
         env = self.s.scope.process_env(
             self.unit, scope, attempt=attempt, iteration=iteration, output_file=output_file
         )
@@ -597,6 +595,18 @@ class UnitRunner:
             ended_at=time.time(),
             **fields,
         )
+
+
+def scratch_prefix(run_id: str) -> str:
+    """A run's engine keeps its steps' `$TEMPEH_OUTPUT` files in a folder of the temp
+    directory whose name starts so."""
+    return f"tempeh-{run_id}-"
+
+
+def output_file_of(folder: str, unit: str, attempt: int, iteration: int | str) -> str:
+    """The `$TEMPEH_OUTPUT` file of one attempt (and loop iteration) of a unit (`*`: a glob
+    of them)."""
+    return os.path.join(folder, f"{_safe(unit)}.{attempt}.{iteration}.out")
 
 
 def _safe(name: str) -> str:
