@@ -71,6 +71,10 @@ def run() -> None:
     except KeyboardInterrupt:  # Ctrl-C outside a run (which handles its own): no traceback
         print("tempeh: interrupted", file=sys.stderr)
         code = EXIT_INTERRUPTED
+    import signal
+
+    for signum in (signal.SIGINT, signal.SIGTERM):  # the command is done: exit with its code
+        signal.signal(signum, signal.SIG_IGN)
     _exit(code)
 
 

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import anyio
+import anyio.abc
 
 from tempeh_tui.cli.headless import HeadlessView, choose_view, json_notice
+from tempeh_tui.engine.process_groups import signal_group
 from tempeh_tui.engine.rollback import RollbackManager, RollbackPlan, RollbackResult
-from tempeh_tui.store import RunLocked, RunRecord, open_store
+from tempeh_tui.events import RunStatus
+from tempeh_tui.store import RunLocked, RunRecord, Store, open_store
 from tempeh_tui.store.lease import judge
 
 __all__ = ["print_plan", "rollback"]
@@ -27,8 +31,16 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
+_LATE = (signal.SIGINT, signal.SIGTERM)
+
+
 def rollback(args: argparse.Namespace) -> int:
-    code: int = anyio.run(_rollback, args)
+    before = {signum: signal.getsignal(signum) for signum in _LATE}
+    try:
+        code: int = anyio.run(_rollback, args)
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
     return code
 
 
@@ -39,6 +51,18 @@ def _steps(text: str | None) -> list[str] | None:
 
 
 async def _rollback(args: argparse.Namespace) -> int:
+    # SIGINT/SIGTERM are watched (once the rollback starts) until the store is closed: one
+    # after the rollback has ended must not kill tempeh while it finishes writing
+    code = EXIT_INTERRUPTED
+    async with anyio.create_task_group() as watching:
+        try:
+            code = await _plan_and_roll_back(args, watching)
+        finally:
+            watching.cancel_scope.cancel()
+    return code
+
+
+async def _plan_and_roll_back(args: argparse.Namespace, watching: anyio.abc.TaskGroup) -> int:
     async with open_store(args.db) as store:
         if not args.plan:  # before a plan that would call its running compensations in doubt
             _refuse_if_driven(await store.get_run(args.run))
@@ -59,7 +83,7 @@ async def _rollback(args: argparse.Namespace) -> int:
         view: HeadlessView = choose_view(json_lines=bool(args.json))
         manager.subscribe(view.handle)
         try:
-            return await _execute(manager, plan, view.tick)
+            return await _execute(store, manager, plan, view.tick, watching)
         finally:
             view.close()
 
@@ -72,14 +96,36 @@ def _refuse_if_driven(run: RunRecord) -> None:
         raise RunLocked(run.id, run.lease, now)
 
 
-async def _execute(manager: RollbackManager, plan: RollbackPlan, tick: Callable[[], None]) -> int:
+async def _execute(
+    store: Store,
+    manager: RollbackManager,
+    plan: RollbackPlan,
+    tick: Callable[[], None],
+    watching: anyio.abc.TaskGroup,
+) -> int:
+    """A signal while compensations run stops them: the rollback is recorded `interrupted`,
+    exit 130, and `tempeh rollback RUN` continues it. One after it has ended changes nothing:
+    tempeh finishes and exits with the rollback's code."""
+    started = time.time()
     result: RollbackResult | None = None
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(_tick, tick)
-        tg.start_soon(_stop_on_signal, tg.cancel_scope)
-        result = await manager.execute_rollback(plan)
-        tg.cancel_scope.cancel()
+    work = anyio.CancelScope()
+    running: set[int] = set()  # the compensations' process groups
+    await watching.start(_watch_signals, work, running, lambda: result is not None)
+    watching.start_soon(_tick, tick)
+    with work:
+        result = await manager.execute_rollback(plan, process_groups=running)
+    if result is None:  # stopped: unless it had ended (recorded) just before
+        result = await _ended_since(store, plan.run_id, started)
     return result.exit_code if result is not None else EXIT_INTERRUPTED
+
+
+async def _ended_since(store: Store, run_id: str, since: float) -> RollbackResult | None:
+    """The rollback this process ran, if it had ended (recorded) before a signal stopped it."""
+    ours = [r for r in (await store.get_run(run_id)).rollbacks if (r.planned_at or 0) >= since]
+    last = ours[-1] if ours else None
+    if last is None or last.status not in (RunStatus.ROLLED_BACK, RunStatus.ROLLBACK_FAILED):
+        return None
+    return RollbackResult(run_id, last.id, last.status, {}, last.message, since, time.time())
 
 
 async def _tick(tick: Callable[[], None]) -> None:
@@ -88,15 +134,44 @@ async def _tick(tick: Callable[[], None]) -> None:
         tick()
 
 
-async def _stop_on_signal(scope: anyio.CancelScope) -> None:
-    """SIGINT/SIGTERM: compensations are terminated and the rollback recorded as interrupted;
-    `tempeh rollback RUN` continues it (never compensating a unit twice)."""
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for signum in signals:
-            name = signal.Signals(signum).name
+async def _watch_signals(
+    work: anyio.CancelScope,
+    running: set[int],
+    ended: Callable[[], bool],
+    *,
+    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """The first SIGINT/SIGTERM stops the rollback (its compensations are terminated, then
+    killed after their grace); a second one kills them at once and exits 130. Once this ends,
+    all is written: a signal changes nothing until `rollback` returns (it restores them)."""
+    try:
+        with anyio.open_signal_receiver(*_LATE) as signals:
+            task_status.started()
+            await _answer_signals(signals, work, running, ended)
+    finally:  # (asyncio put the default actions back: a late SIGTERM would kill tempeh)
+        for signum in _LATE:
+            signal.signal(signum, signal.SIG_IGN)
+
+
+async def _answer_signals(
+    signals: AsyncIterator[int],
+    work: anyio.CancelScope,
+    running: set[int],
+    ended: Callable[[], bool],
+) -> None:
+    async for signum in signals:
+        name = signal.Signals(signum).name
+        if ended():
+            print(f"tempeh: {name}: the rollback has ended; finishing", file=sys.stderr)
+        elif not work.cancel_called:
             print(f"tempeh: {name}: stopping the rollback", file=sys.stderr)
-            scope.cancel()
-            return
+            work.cancel()
+        else:
+            print(f"tempeh: {name} again: killing the compensations", file=sys.stderr)
+            for group in list(running):
+                signal_group(group, signal.SIGKILL)
+            sys.stderr.flush()
+            os._exit(EXIT_INTERRUPTED)
 
 
 def print_plan(plan: RollbackPlan, *, as_json: bool, full: bool = True) -> None:
