@@ -108,3 +108,33 @@ def test_an_interrupt_while_the_rollback_waits_for_running_steps_leaves_it_undon
 
     assert anyio.run(main) is RunStatus.INTERRUPTED
     assert not ledger.exists()  # nothing compensated: resume or rollback decide later
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.002, 0.004, 0.008])
+def test_a_sigterm_as_tempeh_rollback_ends_never_contradicts_what_it_recorded(
+    tmp_path: Path, delay: float
+) -> None:
+    """SIGTERM a few ms after the last compensation: tempeh used to die of it (exit -15, its
+    --json cut off), or exit 130 for a rollback it had recorded complete. Now: exit 0 with
+    the run rolled back, or 130 with the rollback recorded interrupted."""
+    db, ledger = tmp_path / "t.db", tmp_path / "ledger"
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(
+        f"name: late\nsteps:\n  - {{name: a, run: 'true', rollback: 'echo u >> {ledger}'}}\n"
+    )
+    run = start_tempeh("run", str(flow), "--json", db=db)
+    out, _ = run.communicate(timeout=60)
+    run_id = json.loads(out.splitlines()[0])["run_id"]
+
+    rollback = start_tempeh("rollback", run_id, "--yes", "--json", db=db)
+    assert rollback.stdout is not None
+    for line in rollback.stdout:
+        if json.loads(line)["type"] == "rollback_step_finished":
+            time.sleep(delay)
+            rollback.send_signal(signal.SIGTERM)
+            break
+    rollback.communicate(timeout=60)
+
+    shown = start_tempeh("show", run_id, "--json", db=db)
+    status = json.loads(shown.communicate(timeout=30)[0])["status"]
+    assert (rollback.returncode, status) in ((0, "rolled_back"), (130, "interrupted"))
