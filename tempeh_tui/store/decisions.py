@@ -14,6 +14,8 @@ from tempeh_tui.store.sqlite_writer import immediate
 
 __all__ = [
     "DECISION_COLUMNS",
+    "SUPERSEDED",
+    "SUPERSEDED_BY",
     "AnswerRequest",
     "answer_row",
     "decision_from_row",
@@ -95,9 +97,20 @@ AnswerRequest = tuple[str, str, str, str, str, Mapping[str, str], Mapping[str, s
 """run_id, unit, kind, answer, answered_by, env, params"""
 
 
+SUPERSEDED = "withdrawn"
+"""The answer a question gets when its unit asks again (a resume asking a gate anew)."""
+SUPERSEDED_BY = "a new question"
+
+
 def sqlite_ask(db: sqlite3.Connection, question: DecisionRecord) -> int:
+    """Store the question; one the same unit left open before is closed (it is asked anew)."""
     row = decision_row(question)
     with immediate(db):
+        db.execute(
+            "UPDATE decisions SET answer = ?, answered_by = ?, answered_at = ? "
+            "WHERE run_id = ? AND unit = ? AND kind = ? AND answer IS NULL",
+            (SUPERSEDED, SUPERSEDED_BY, time.time(), question.run_id, question.unit, question.kind),
+        )
         cursor = db.execute(
             f"INSERT INTO decisions ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
             tuple(row.values()),

@@ -24,7 +24,7 @@ from tempeh_tui.store.base import (
     StoreError,
 )
 from tempeh_tui.store.buffer import EventBuffer
-from tempeh_tui.store.decisions import answer_row, pick_waiting
+from tempeh_tui.store.decisions import SUPERSEDED, SUPERSEDED_BY, answer_row, pick_waiting
 from tempeh_tui.store.lease import (
     LEASE_COLUMNS,
     LeaseKeeper,
@@ -243,6 +243,15 @@ class MemoryStore(EventBuffer, LeaseKeeper):
                 del rows[key]
 
     async def ask_decision(self, question: DecisionRecord) -> int:
+        for key, open_ in list(self._decisions.items()):  # asked anew: the old one is closed
+            if open_.waiting and (open_.run_id, open_.unit, open_.kind) == (
+                question.run_id,
+                question.unit,
+                question.kind,
+            ):
+                self._decisions[key] = dataclasses.replace(
+                    open_, **answer_row(SUPERSEDED, SUPERSEDED_BY)
+                )
         number = len(self._decisions) + 1 + max((k[1] for k in self._decisions), default=0)
         self._decisions[(question.run_id, number)] = dataclasses.replace(question, id=number)
         return number

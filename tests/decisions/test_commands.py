@@ -154,3 +154,25 @@ def test_a_gate_refused_while_its_engine_is_dead_is_acted_on_by_resume(
     }
     assert states["ship"] in ("failed", "cancelled")
     assert not query(db, "SELECT unit FROM decisions WHERE answer IS NULL")
+
+
+@pytest.mark.timeout(120)
+def test_a_gate_asked_again_after_a_crash_closes_the_question_it_left_open(
+    tmp_path: Path,
+) -> None:
+    """The dead engine's question stayed open for ever beside the new one."""
+    db = tmp_path / "tempeh.db"
+    run = tempeh("run", str(write(tmp_path, GATE)), "--wait-for-decision", db=db)
+    ((run_id, *_),) = wait_for(db, WAITING, run)
+    run.send_signal(signal.SIGKILL)
+    run.communicate()
+
+    resumed = tempeh("resume", str(run_id), "--wait-for-decision", "1s", db=db)
+
+    assert finish(resumed) == 5  # nobody answered the new question either
+    rows = query(db, "SELECT kind, answer, answered_by FROM decisions ORDER BY id")
+    assert [tuple(row[:2]) for row in rows] == [
+        ("approval", "withdrawn"),
+        ("approval", "timed out"),
+    ]
+    assert rows[0][2] == "a new question"
