@@ -265,14 +265,18 @@ class _Rollback:
                     f"stopped before rollback {self.rollback_id}",
                     ended_at=time.time(),
                 )
-            elif step.status is StepStatus.AWAITING_CONFIRMATION:
+            elif step.status in _NOT_STARTED:  # a rolled-back run is never resumed
+                what = (
+                    "while it waited for approval"
+                    if step.status is StepStatus.AWAITING_CONFIRMATION
+                    else "before it ran"
+                )
                 self.bus.emit(
                     StepFinished,
                     step=step.name,
                     status=StepStatus.CANCELLED,
                     attempts=step.attempts,
-                    reason=f"its run was rolled back (rollback {self.rollback_id}) while it "
-                    "waited for approval",
+                    reason=f"its run was rolled back (rollback {self.rollback_id}) {what}",
                     ended_at=time.time(),
                 )
         self.bus.emit(
@@ -494,6 +498,9 @@ class _Observer:
     def done(self) -> None:
         if self._pid is not None:
             self._groups.discard(self._pid)
+
+
+_NOT_STARTED = frozenset({StepStatus.PENDING, StepStatus.WAITING, StepStatus.AWAITING_CONFIRMATION})
 
 
 class _Limits:

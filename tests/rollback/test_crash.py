@@ -137,6 +137,9 @@ steps:
   - name: slow
     run: echo v=7 >> "$TEMPEH_OUTPUT"; touch {started}; sleep 3; echo "did slow" >> {effects}
     rollback: echo "undo slow {{{{ outputs.v }}}}" >> {effects}
+  - name: later
+    needs: [slow]
+    run: echo "did later" >> {effects}
 """
     )
     run = tempeh("run", str(flow), "--json", db=db)
@@ -167,6 +170,7 @@ steps:
     assert {s["name"]: s["status"] for s in shown["steps"]} == {
         "a": "rolled_back",
         "slow": "rolled_back",
+        "later": "cancelled",  # never to run: a rolled-back run is not resumed
     }
 
 
