@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import glob
 import os
 import secrets as _random
 import shutil
@@ -436,6 +437,10 @@ class WorkflowEngine:
             workflow=wf,
             environ=environ,
         )
+        if run.resumed:  # a dead engine's scratch folders: nothing there is needed any more
+            pattern = os.path.join(tempfile.gettempdir(), scratch_prefix(run.run_id) + "*")
+            for stale in glob.glob(pattern):
+                shutil.rmtree(stale, ignore_errors=True)
         tmpdir = tempfile.mkdtemp(prefix=scratch_prefix(run.run_id))
         stack.callback(shutil.rmtree, tmpdir, ignore_errors=True)
         results: dict[str, UnitResult] = {}

@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections import Counter
@@ -248,6 +249,8 @@ def test_resume_from_another_directory_runs_steps_where_the_workflow_file_is(
     shown = json.loads(tempeh("show", run_id, "--json", db=db).stdout)
     assert {s["name"]: s["outputs"] for s in shown["steps"]}["py"] == {"where": "found"}
     assert shown["source"] == str(app / "flow.yaml")
+    # the dead engine's scratch folder (its steps' $TEMPEH_OUTPUT files) is gone with it
+    assert list(Path(tempfile.gettempdir()).glob(f"tempeh-{run_id}-*")) == []
 
 
 def test_resume_leaves_alone_a_service_a_succeeded_step_detached(tmp_path: Path) -> None:
