@@ -18,12 +18,12 @@ import anyio
 from tempeh_tui.definition.params import parse_param_assignments
 from tempeh_tui.engine.decisions import (
     APPROVE,
-    GATE_REFUSALS,
     Decision,
     DecisionDesk,
     NothingWaits,
     QuestionKind,
     RetryValues,
+    answered_question,
 )
 from tempeh_tui.events import StepStatus
 from tempeh_tui.store import open_store
@@ -61,8 +61,7 @@ async def _answer(
 ) -> int:
     async with open_store(db) as store:
         run = await store.get_run(run_id)
-        if _refuses_a_gate(run, step, kind, value, changes):
-            kind = QuestionKind.APPROVAL  # a `no` to the approval gate that waits
+        kind = answered_question(run.decisions, step, kind, value, changes)
         if pick_waiting(run.decisions, step, kind.value) is None:
             return _nothing_waits(run, NothingWaits(run.id, step, kind), kind)
         if value == Decision.ROLLBACK and not await _rollback_confirmed(store, run, confirmed):
@@ -74,19 +73,6 @@ async def _answer(
     what = value if not answered.changes else f"{value} with {answered.changes}"
     print(f"{run.id} {answered.unit}: {what} (answered by {answered.answered_by})")
     return 0
-
-
-def _refuses_a_gate(
-    run: RunRecord, step: str, kind: QuestionKind, value: str, changes: RetryValues | None
-) -> bool:
-    """`decide RUN GATE skip|abort|rollback` where no failure waits but an approval does."""
-    return (
-        kind is QuestionKind.FAILURE
-        and value in GATE_REFUSALS
-        and not changes
-        and pick_waiting(run.decisions, step, QuestionKind.FAILURE.value) is None
-        and pick_waiting(run.decisions, step, QuestionKind.APPROVAL.value) is not None
-    )
 
 
 def _nothing_waits(run: RunRecord, exc: NothingWaits, kind: QuestionKind) -> int:

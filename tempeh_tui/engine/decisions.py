@@ -33,6 +33,7 @@ from tempeh_tui.definition.suggest import did_you_mean
 from tempeh_tui.engine.secrets import Masker
 from tempeh_tui.errors import TempehError
 from tempeh_tui.store.base import DecisionRecord, Store, describe_changes
+from tempeh_tui.store.decisions import pick_waiting
 
 __all__ = [
     "APPROVAL_CHOICES",
@@ -48,6 +49,7 @@ __all__ = [
     "QuestionKind",
     "RetryValues",
     "RetryValuesRefused",
+    "answered_question",
     "approval_hash",
     "check_retry_values",
     "retry_values_by_unit",
@@ -208,6 +210,27 @@ def _unsafe_values(
                 break
 
 
+def answered_question(
+    asked: Iterable[DecisionRecord],
+    step: str,
+    kind: QuestionKind,
+    value: str,
+    changes: RetryValues | None = None,
+) -> QuestionKind:
+    """The kind of question an answer is for: `skip`, `abort` or `rollback` (with no changed
+    values) for a step whose failure waits for nothing but whose approval gate waits refuse
+    that gate; anything else answers `kind`."""
+    refusal = kind is QuestionKind.FAILURE and value in GATE_REFUSALS and not changes
+    waiting = [d for d in asked if d.waiting]
+    if (
+        refusal
+        and pick_waiting(waiting, step, QuestionKind.FAILURE.value) is None
+        and pick_waiting(waiting, step, QuestionKind.APPROVAL.value) is not None
+    ):
+        return QuestionKind.APPROVAL
+    return kind
+
+
 def retry_values_by_unit(asked: Iterable[DecisionRecord]) -> dict[str, RetryValues]:
     """Per unit, the values its latest run used: those of the operator's last decision on
     its failure, if that was a retry that changed any (resume and rollback render with them)."""
@@ -331,6 +354,7 @@ class DecisionDesk:
         changes = changes or RetryValues()
         if changes:
             check_retry_values(await self._workflow(run_id), value, changes, self.environ)
+        kind = answered_question(await self._all(run_id), step, kind, value, changes)
         if self.store is not None:
             found = await self.store.answer_decision(
                 run_id, step, kind.value, value, who, env=changes.env, params=changes.params

@@ -32,7 +32,6 @@ from tempeh_tui.definition.params import resolve_params
 from tempeh_tui.engine.cache import workflow_dir
 from tempeh_tui.engine.decisions import (
     APPROVE,
-    GATE_REFUSALS,
     Decision,
     DecisionDesk,
     Decisions,
@@ -243,15 +242,9 @@ class WorkflowEngine:
         confirmed: show the plan first (`RollbackManager.plan_rollback`) where a person
         decides. Raises NothingWaits, RetryValuesRefused."""
         changes = RetryValues(dict(env or {}), dict(params or {}))
-        value = Decision(decision)
-        try:
-            return await self._answer(
-                run_id, step, QuestionKind.FAILURE, value, by, changes=changes
-            )
-        except NothingWaits:
-            if value not in GATE_REFUSALS or changes:
-                raise
-            return await self._answer(run_id, step, QuestionKind.APPROVAL, value, by)
+        return await self._answer(
+            run_id, step, QuestionKind.FAILURE, Decision(decision), by, changes=changes
+        )
 
     async def approve(self, run_id: str, step: str, *, by: str | None = None) -> DecisionRecord:
         """Approve a waiting approval gate (what `tempeh approve` does). Raises NothingWaits."""
