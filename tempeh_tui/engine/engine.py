@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import glob
 import os
 import secrets as _random
 import shutil
@@ -62,7 +61,12 @@ from tempeh_tui.engine.secrets import (
     refuse_secret_params,
     secrets_masked,
 )
-from tempeh_tui.engine.unit_runner import Approvals, RunServices, scratch_prefix
+from tempeh_tui.engine.unit_runner import (
+    Approvals,
+    RunServices,
+    scratch_folders,
+    scratch_prefix,
+)
 from tempeh_tui.errors import TempehError
 from tempeh_tui.events import (
     EventBus,
@@ -373,8 +377,7 @@ class WorkflowEngine:
                 refused = InDoubt(record.id, unconfirmed)
                 # nobody drives it now: it reads `interrupted`, not `running` (its lease goes)
                 bus = EventBus(record.id, await store.last_seq(record.id), [store.record])
-                bus.emit(RunFinished, status=RunStatus.INTERRUPTED, message=str(refused))
-                await store.flush()
+                await _record_interrupted(bus, store, str(refused))
                 raise refused
             await kill_leftovers(record, self._grace)
             if decided is not None and decided.answer == Decision.ROLLBACK:
@@ -431,8 +434,7 @@ class WorkflowEngine:
             environ=environ,
         )
         if run.resumed:  # a dead engine's scratch folders: nothing there is needed any more
-            pattern = os.path.join(tempfile.gettempdir(), scratch_prefix(run.run_id) + "*")
-            for stale in glob.glob(pattern):
+            for stale in scratch_folders(run.run_id):
                 shutil.rmtree(stale, ignore_errors=True)
         tmpdir = tempfile.mkdtemp(prefix=scratch_prefix(run.run_id))
         stack.callback(shutil.rmtree, tmpdir, ignore_errors=True)
@@ -533,7 +535,7 @@ class WorkflowEngine:
         steps, and never compensates a unit twice (SPEC 4); nothing is deployed again. Also
         the rollback an operator decided that the dead engine never started (`why`): the
         whole run, what it left running included (in doubt)."""
-        from tempeh_tui.engine.rollback import RollbackManager, RollbackResult
+        from tempeh_tui.engine.rollback import RollbackManager
 
         self._starting = False  # no steps of its own start: `interrupt` stops the rollback
         self._rolling_back = anyio.CancelScope()
@@ -544,17 +546,6 @@ class WorkflowEngine:
         if why is not None:
             _note(bus, why)
         done = await self._rollback(manager, plan, max_concurrency=max_concurrency, bus=bus)
-        if done is None:  # interrupted: the next resume continues it, as it did this one
-            stopped = self._stop_requested or "interrupted"
-            done = RollbackResult(
-                record.id,
-                "",
-                RunStatus.INTERRUPTED,
-                {},
-                f"{stopped} while rolling back; `tempeh resume` continues it",
-                time.time(),
-                time.time(),
-            )
         # the run's last word, as after any run: what it came to
         bus.emit(RunFinished, status=done.status, message=done.message)
         await store.flush()
@@ -585,10 +576,7 @@ class WorkflowEngine:
         plan = await manager.plan_rollback(run.run_id)
         _note(bus, f"rolling back {len(plan.units)} step(s): {', '.join(plan.order) or 'none'}")
         done = await self._rollback(manager, plan, max_concurrency=run.max_concurrency, bus=bus)
-        if done is not None:
-            return done.status, done.message
-        stopped = self._stop_requested or "interrupted"
-        return RunStatus.INTERRUPTED, f"{stopped} while rolling back; `tempeh resume` continues it"
+        return done.status, done.message
 
     async def _rollback(
         self,
@@ -597,9 +585,12 @@ class WorkflowEngine:
         *,
         max_concurrency: int | None,
         bus: EventBus,
-    ) -> RollbackResult | None:
+    ) -> RollbackResult:
         """`execute_rollback`, which `interrupt` (SIGINT) stops: its compensations are
-        terminated, it is recorded `interrupted`, and this returns None."""
+        terminated, and it is recorded, and comes out, `interrupted` (the next resume
+        continues it)."""
+        from tempeh_tui.engine.rollback import RollbackResult
+
         scope = self._rolling_back or anyio.CancelScope()
         try:
             with scope:
@@ -613,7 +604,11 @@ class WorkflowEngine:
                 )
         finally:
             self._rolling_back = None
-        return None
+        stopped = self._stop_requested or "interrupted"
+        message = f"{stopped} while rolling back; `tempeh resume` continues it"
+        return RollbackResult(
+            plan.run_id, "", RunStatus.INTERRUPTED, {}, message, time.time(), time.time()
+        )
 
     async def _open_store(self, stack: AsyncExitStack) -> Store:
         if self._store is not None:
@@ -715,12 +710,13 @@ async def _record_abandoned(
                 reason=f"{why} while it ran",
                 ended_at=time.time(),
             )
+    await _record_interrupted(bus, store, f"{why}; `tempeh resume` continues it")
+
+
+async def _record_interrupted(bus: EventBus, store: Store | None, message: str) -> None:
+    """The run's last word when nobody drives it any more: `interrupted`, resumable."""
     with contextlib.suppress(Exception):
-        bus.emit(
-            RunFinished,
-            status=RunStatus.INTERRUPTED,
-            message=f"{why}; `tempeh resume` continues it",
-        )
+        bus.emit(RunFinished, status=RunStatus.INTERRUPTED, message=message)
     if store is not None:
         with contextlib.suppress(Exception):
             await store.flush()

@@ -19,7 +19,6 @@ import glob
 import os
 import secrets as _random
 import socket
-import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -46,7 +45,7 @@ from tempeh_tui.engine.rollback_plan import (
 )
 from tempeh_tui.engine.secrets import Masker, collect_secrets
 from tempeh_tui.engine.shell_process import read_outputs
-from tempeh_tui.engine.unit_runner import output_file_of, scratch_prefix
+from tempeh_tui.engine.unit_runner import output_file_of, scratch_folders
 from tempeh_tui.events import (
     EventBus,
     RollbackFinished,
@@ -238,47 +237,7 @@ class _Rollback:
 
     async def run(self) -> RollbackResult:
         started = time.time()
-        for earlier in self.record.rollbacks:
-            if earlier.status is RunStatus.RUNNING:  # we hold the lease: its process is gone
-                self.bus.emit(
-                    RollbackFinished,
-                    rollback_id=earlier.id,
-                    status=RunStatus.INTERRUPTED,
-                    message="its process stopped before it ended; continued by " + self.rollback_id,
-                )
-        for question in self.record.waiting_for:  # its asker is gone: nothing will act on it
-            await self.store.answer_decision(
-                question.run_id,
-                question.unit,
-                question.kind,
-                WITHDRAWN,
-                f"rollback {self.rollback_id}",
-            )
-        for step in self.record.steps:  # we hold the lease: its engine is gone
-            if step.status is StepStatus.RUNNING:
-                self.bus.emit(
-                    StepFinished,
-                    step=step.name,
-                    status=StepStatus.INTERRUPTED,
-                    attempts=step.attempts,
-                    reason="it was running when its engine stopped; its processes were "
-                    f"stopped before rollback {self.rollback_id}",
-                    ended_at=time.time(),
-                )
-            elif step.status in _NOT_STARTED:  # a rolled-back run is never resumed
-                what = (
-                    "while it waited for approval"
-                    if step.status is StepStatus.AWAITING_CONFIRMATION
-                    else "before it ran"
-                )
-                self.bus.emit(
-                    StepFinished,
-                    step=step.name,
-                    status=StepStatus.CANCELLED,
-                    attempts=step.attempts,
-                    reason=f"its run was rolled back (rollback {self.rollback_id}) {what}",
-                    ended_at=time.time(),
-                )
+        await self._end_what_its_engine_left()
         self.bus.emit(
             RollbackPlanned,
             rollback_id=self.rollback_id,
@@ -318,6 +277,53 @@ class _Rollback:
             started,
             time.time(),
         )
+
+    async def _end_what_its_engine_left(self) -> None:
+        """We hold the lease: whatever process drove the run (or an earlier rollback) is gone.
+        That rollback ends `interrupted`; its questions are withdrawn; its running units end
+        `interrupted` (their processes were stopped); those that never started end
+        `cancelled` (a rolled-back run is never resumed)."""
+        for earlier in self.record.rollbacks:
+            if earlier.status is RunStatus.RUNNING:
+                self.bus.emit(
+                    RollbackFinished,
+                    rollback_id=earlier.id,
+                    status=RunStatus.INTERRUPTED,
+                    message="its process stopped before it ended; continued by " + self.rollback_id,
+                )
+        for question in self.record.waiting_for:  # its asker is gone: nothing will act on it
+            await self.store.answer_decision(
+                question.run_id,
+                question.unit,
+                question.kind,
+                WITHDRAWN,
+                f"rollback {self.rollback_id}",
+            )
+        for step in self.record.steps:
+            if step.status is StepStatus.RUNNING:
+                self.bus.emit(
+                    StepFinished,
+                    step=step.name,
+                    status=StepStatus.INTERRUPTED,
+                    attempts=step.attempts,
+                    reason="it was running when its engine stopped; its processes were "
+                    f"stopped before rollback {self.rollback_id}",
+                    ended_at=time.time(),
+                )
+            elif step.status in _NOT_STARTED:  # a rolled-back run is never resumed
+                what = (
+                    "while it waited for approval"
+                    if step.status is StepStatus.AWAITING_CONFIRMATION
+                    else "before it ran"
+                )
+                self.bus.emit(
+                    StepFinished,
+                    step=step.name,
+                    status=StepStatus.CANCELLED,
+                    attempts=step.attempts,
+                    reason=f"its run was rolled back (rollback {self.rollback_id}) {what}",
+                    ended_at=time.time(),
+                )
 
     def _message(self, status: RunStatus) -> str:
         failed = [n for n, s in self.outcome.items() if s is StepStatus.ROLLBACK_FAILED]
@@ -548,9 +554,12 @@ def _outputs_left(run_id: str, step: StepRecord) -> dict[str, str]:
     """What a unit its engine left running wrote to `$TEMPEH_OUTPUT` before that engine died
     (its compensation's `{{ outputs.x }}`): the dead engine's scratch folder outlives it.
     Nothing if the folder is gone (a reboot) or the file cannot be read."""
-    folders = os.path.join(tempfile.gettempdir(), scratch_prefix(run_id) + "*")
-    pattern = output_file_of(folders, step.name, step.attempts, "*")
-    for path in sorted(glob.glob(pattern), key=os.path.getmtime, reverse=True):
+    written = [
+        path
+        for folder in scratch_folders(run_id)
+        for path in glob.glob(output_file_of(folder, step.name, step.attempts, "*"))
+    ]
+    for path in sorted(written, key=os.path.getmtime, reverse=True):
         with contextlib.suppress(OSError, OutputFileError):
             return read_outputs(path)
     return {}

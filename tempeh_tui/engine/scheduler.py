@@ -404,8 +404,7 @@ class Scheduler:
     def _ended(self, unit: Unit, result: UnitResult) -> None:
         if result.refused is not None:  # its gate was answered `abort` or `rollback`
             answer, by = result.refused
-            self._settled.add(unit.name)
-            self._stop_as_decided(unit.name, Decision(answer), f" by {by}", "was refused")
+            self.decided_before(unit.name, Decision(answer), by, "was refused")
             self._complete(unit.name, result)
         elif result.awaited_decision_in_vain:
             self._time_out(result)
@@ -599,8 +598,9 @@ class Scheduler:
     def decided_before(
         self, name: str, decision: Decision, by: str | None, what: str = "failed"
     ) -> None:
-        """Before the run starts: the operator's `abort` of `name`'s failure (or its gate),
-        stored, which the engine that asked died before acting on (a resume acts on it)."""
+        """The operator's `abort` or `rollback` of `name`'s failure (or its gate), before the
+        unit is recorded: also the one stored that an engine died before acting on (a resume
+        acts on it before the run starts)."""
         self._settled.add(name)
         self._stop_as_decided(name, decision, f" by {by}" if by else "", what)
 

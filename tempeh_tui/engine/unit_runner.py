@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import glob
 import os
+import tempfile
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -601,6 +603,11 @@ def scratch_prefix(run_id: str) -> str:
     """A run's engine keeps its steps' `$TEMPEH_OUTPUT` files in a folder of the temp
     directory whose name starts so."""
     return f"tempeh-{run_id}-"
+
+
+def scratch_folders(run_id: str) -> list[str]:
+    """The scratch folders this run's engines made: a dead engine's outlives it."""
+    return glob.glob(os.path.join(tempfile.gettempdir(), scratch_prefix(run_id) + "*"))
 
 
 def output_file_of(folder: str, unit: str, attempt: int, iteration: int | str) -> str:
