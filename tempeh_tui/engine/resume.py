@@ -121,7 +121,7 @@ class ResumePlan:
 
     def operator_stop(self) -> DecisionRecord | None:
         """The operator's `rollback` or `abort` still to act on, if any."""
-        return next((d.stopped_by for d in self.decisions if d.stopped_by), None)
+        return _operator_stop(self.decisions)
 
     def probes(self) -> frozenset[str]:
         return frozenset(d.name for d in self.decisions if d.probe)
@@ -167,11 +167,11 @@ def plan_resume(run: RunRecord, workflow: Workflow) -> ResumePlan:
             why = f"skipped by the operator ({skip.answered_by}, {_when(skip.answered_at)})"
             decisions.append(UnitDecision(unit.name, "reuse", why, record, skipped_by=skip))
         elif (stop := _stopped_by_operator(record, run)) is not None:
-            then = "the run rolls back" if stop.answer == Decision.ROLLBACK else "the run aborts"
             was = "waited for approval" if stop.kind == QuestionKind.APPROVAL else "failed"
             why = (
                 f"{was}; its operator answered {stop.answer} ({stop.answered_by}, "
-                f"{_when(stop.answered_at)}) and its engine died before acting on it: {then}"
+                f"{_when(stop.answered_at)}) and its engine died before acting on it: "
+                f"{_what_follows(stop)}"
             )
             decisions.append(UnitDecision(unit.name, "as decided", why, record, stopped_by=stop))
         elif record.status is StepStatus.SUCCEEDED:
@@ -201,9 +201,8 @@ def plan_resume(run: RunRecord, workflow: Workflow) -> ResumePlan:
             decisions.append(
                 UnitDecision(unit.name, "re-run", f"ended {record.status.value}", record)
             )
-    stop = next((d.stopped_by for d in decisions if d.stopped_by), None)
-    if stop is not None:  # nothing runs again: the operator's answer stands
-        then = "the run is rolled back" if stop.answer == Decision.ROLLBACK else "it aborts"
+    if (stop := _operator_stop(decisions)) is not None:  # the operator's answer stands
+        then = _what_follows(stop)
         decisions = [
             dataclasses.replace(d, why=f"{d.why}; but nothing runs: {then} (as decided)")
             if d.action in ("re-run", "in doubt", "decide again")
@@ -218,6 +217,14 @@ def plan_resume(run: RunRecord, workflow: Workflow) -> ResumePlan:
         for d in decisions
     ]
     return ResumePlan(run, workflow, decisions)
+
+
+def _operator_stop(decisions: list[UnitDecision]) -> DecisionRecord | None:
+    return next((d.stopped_by for d in decisions if d.stopped_by), None)
+
+
+def _what_follows(stop: DecisionRecord) -> str:
+    return "the run rolls back" if stop.answer == Decision.ROLLBACK else "the run aborts"
 
 
 def _changes(retried: dict[str, RetryValues], unit: str) -> str:
