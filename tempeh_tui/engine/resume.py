@@ -161,7 +161,7 @@ def plan_resume(run: RunRecord, workflow: Workflow) -> ResumePlan:
         step = unit.step
         if unit.name in run.not_selected:  # toggled off before the run: never runs
             decisions.append(UnitDecision(unit.name, "not selected", run.not_selected[unit.name]))
-        elif record is None or record.status is StepStatus.PENDING:
+        elif record is None:
             decisions.append(UnitDecision(unit.name, "re-run", "not started yet", record))
         elif (skip := _skipped_by_operator(record, run.decisions)) is not None:
             why = f"skipped by the operator ({skip.answered_by}, {_when(skip.answered_at)})"
@@ -174,6 +174,8 @@ def plan_resume(run: RunRecord, workflow: Workflow) -> ResumePlan:
                 f"{_what_follows(stop)}"
             )
             decisions.append(UnitDecision(unit.name, "as decided", why, record, stopped_by=stop))
+        elif record.status is StepStatus.PENDING:
+            decisions.append(UnitDecision(unit.name, "re-run", "not started yet", record))
         elif record.status is StepStatus.SUCCEEDED:
             why = "succeeded" + (" (cached)" if record.cached else "")
             decisions.append(UnitDecision(unit.name, "reuse", why, record))
@@ -219,6 +221,11 @@ def plan_resume(run: RunRecord, workflow: Workflow) -> ResumePlan:
     return ResumePlan(run, workflow, decisions)
 
 
+_AT_GATE = frozenset({StepStatus.PENDING, StepStatus.WAITING, StepStatus.AWAITING_CONFIRMATION})
+"""A unit that has not run: a gate among them may have asked, and been answered (a dead engine
+may not have recorded it as `awaiting_confirmation` before it died)."""
+
+
 def _operator_stop(decisions: list[UnitDecision]) -> DecisionRecord | None:
     return next((d.stopped_by for d in decisions if d.stopped_by), None)
 
@@ -240,7 +247,7 @@ def _skipped_by_operator(
 
     Stored as skipped, or still failed (still waiting at its gate) when the engine died
     before it acted on the answer (no attempt began after the question was asked)."""
-    if record.status is StepStatus.AWAITING_CONFIRMATION:
+    if record.status in _AT_GATE:
         refused = _last_answer(record, asked, QuestionKind.APPROVAL)
         return refused if refused is not None and refused.answer == Decision.SKIP else None
     last = _last_answer(record, asked)
@@ -260,7 +267,7 @@ def _stopped_by_operator(record: StepRecord, run: RunRecord) -> DecisionRecord |
     again)."""
     if run.status not in (RunStatus.RUNNING, RunStatus.INTERRUPTED, RunStatus.PAUSED):
         return None
-    if record.status is StepStatus.AWAITING_CONFIRMATION:
+    if record.status in _AT_GATE:
         last = _last_answer(record, run.decisions, QuestionKind.APPROVAL)
     elif record.status is StepStatus.FAILED:
         last = _last_answer(record, run.decisions)
@@ -307,11 +314,11 @@ def as_unit_result(
     by = answer.answered_by if answer is not None else None
     if skipped_by is not None:
         status = StepStatus.SKIPPED
-        if record.status is StepStatus.AWAITING_CONFIRMATION:
+        if record.status in _AT_GATE:
             reason = f"refused by {by} (skip) at its approval gate"
         elif record.status is not StepStatus.SKIPPED:
             reason = f"failed, then skipped by the operator (by {by}): {reason}"
-    elif stopped_by is not None and record.status is StepStatus.AWAITING_CONFIRMATION:
+    elif stopped_by is not None and record.status in _AT_GATE:
         status = StepStatus.FAILED
         reason = f"refused by {by} ({stopped_by.answer}) at its approval gate"
     return UnitResult(

@@ -262,7 +262,8 @@ class DecisionRecord:
     run_id: str
     unit: str
     kind: str
-    """`failure` (answers: retry, skip, rollback, abort) or `approval` (answer: yes)."""
+    """`failure` (answers: retry, skip, rollback, abort) or `approval` (answers: yes, or
+    skip, rollback, abort: a refusal)."""
     asked_at: float
     summary: str
     """The failure's summary, or the rendered confirm text."""

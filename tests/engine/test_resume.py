@@ -14,10 +14,10 @@ from tempeh_tui.definition import parse_workflow
 from tempeh_tui.definition.models import Workflow
 from tempeh_tui.engine.engine import WorkflowEngine
 from tempeh_tui.engine.fake_executor import FakeExecutor, FakeOutcome
-from tempeh_tui.engine.resume import InDoubt, ResumePlan
+from tempeh_tui.engine.resume import InDoubt, ResumePlan, plan_resume
 from tempeh_tui.errors import WorkflowError
 from tempeh_tui.events import Event, RunStatus, StepRetrying, StepStarted, StepStatus
-from tempeh_tui.store.base import StoreError
+from tempeh_tui.store.base import DecisionRecord, RunRecord, StepRecord, StoreError
 from tempeh_tui.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.anyio
@@ -280,3 +280,32 @@ async def test_waiting_for_a_runs_events_ends_when_the_run_is_refused(store: Sql
             with pytest.raises(WorkflowError):
                 await engine.execute_workflow(wants)
     assert seen == []
+
+
+@pytest.mark.parametrize("left_as", [StepStatus.PENDING, StepStatus.WAITING])
+def test_a_refused_gate_counts_though_its_dead_engine_never_recorded_it_waiting(
+    left_as: StepStatus,
+) -> None:
+    """The question is stored before the unit's `awaiting_confirmation`; an engine killed
+    between the two left the gate `pending`, and resume asked it again, ignoring the `no`."""
+    workflow = parse_workflow(
+        "name: g\nsteps:\n  - {name: ship, confirm: 'Ship?', run: deploy}\n", "g.yaml"
+    )
+    refusal = DecisionRecord(
+        "r1", "ship", "approval", 10.0, "Ship?", answer="abort", answered_by="op", id=1
+    )
+    run = RunRecord(
+        "r1",
+        "g",
+        RunStatus.RUNNING,
+        {},
+        "",
+        steps=(StepRecord("ship", left_as),),
+        decisions=(refusal,),
+    )
+
+    plan = plan_resume(run, workflow)
+
+    assert [(d.name, d.action) for d in plan.decisions] == [("ship", "as decided")]
+    assert plan.operator_stop() == refusal
+    assert plan.reused()["ship"].status is StepStatus.FAILED
