@@ -56,18 +56,31 @@ class EventBus:
         return event_stream(self.subscribe)
 
 
+Ending = Callable[[Callable[[], None]], Callable[[], None]]
+"""`ending(callback)`: call `callback` when no more events will come; returns the function
+that stops that."""
+
+
 @asynccontextmanager
 async def event_stream(
-    subscribe: Callable[[Subscriber], Callable[[], None]],
+    subscribe: Callable[[Subscriber], Callable[[], None]], ending: Ending | None = None
 ) -> AsyncIterator[AsyncIterator[Event]]:
     """Events from anything with a `subscribe`, as an async iterator (unbounded buffer: a
-    subscriber must never block the publisher)."""
+    subscriber must never block the publisher); with `ending`, the iteration also ends when
+    that says no more events will come."""
     send, receive = anyio.create_memory_object_stream[Event](max_buffer_size=math.inf)
-    unsubscribe = subscribe(send.send_nowait)
+
+    def deliver(event: Event) -> None:
+        with contextlib.suppress(anyio.ClosedResourceError):  # ended meanwhile
+            send.send_nowait(event)
+
+    unsubscribe = subscribe(deliver)
+    stop_watching = ending(send.close) if ending is not None else (lambda: None)
     try:
         async with receive:
             yield receive
     finally:
+        stop_watching()
         unsubscribe()
         send.close()
 
@@ -84,10 +97,10 @@ class EventStream:
     def __init__(
         self,
         subscribe: Callable[[Subscriber], Callable[[], None]],
-        on_refusal: Callable[[Callable[[], None]], Callable[[], None]] | None = None,
+        on_refusal: Ending | None = None,
     ) -> None:
-        """`on_refusal(callback)`: call `callback` when a run is refused before it starts
-        (it will never have a `run_finished`); returns the function that stops that."""
+        """`on_refusal`: says when a run is refused before it starts (it will never have a
+        `run_finished`)."""
         self._subscribe = subscribe
         self._on_refusal = on_refusal
         self._block: AbstractAsyncContextManager[AsyncIterator[Event]] | None = None
@@ -104,22 +117,9 @@ class EventStream:
         return self._until_finished()
 
     async def _until_finished(self) -> AsyncIterator[Event]:
-        send, receive = anyio.create_memory_object_stream[Event](max_buffer_size=math.inf)
-
-        def deliver(event: Event) -> None:
-            with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
-                send.send_nowait(event)
-
-        unsubscribe = self._subscribe(deliver)
-        # a run refused before it started never sends `run_finished`: the iteration ends
-        stop_watching = self._on_refusal(send.close) if self._on_refusal else (lambda: None)
-        try:
-            async with receive:
-                async for event in receive:
-                    yield event
-                    if isinstance(event, RunFinished):
-                        return
-        finally:
-            stop_watching()
-            unsubscribe()
-            send.close()
+        # (a run refused before it started never sends `run_finished`: that ends it too)
+        async with event_stream(self._subscribe, self._on_refusal) as events:
+            async for event in events:
+                yield event
+                if isinstance(event, RunFinished):
+                    return
