@@ -50,6 +50,24 @@ async def resume(store: SqliteStore) -> tuple[FakeExecutor, ResumePlan, RunStatu
     return fake, plans[0], result.status
 
 
+async def answered_then_dead(
+    store: SqliteStore, text: str, failing: str, answer: str, by: str
+) -> None:
+    """Run `text` until `failing` fails and asks; answer through the store; the engine dies
+    before it reads the answer (its desk never looks at the store again)."""
+    deaf = DecisionDesk(store, wait=True, poll=3600)
+    fake = FakeExecutor({failing: [FakeOutcome(exit_code=1)]})
+    engine = WorkflowEngine(fake, store, environ=ENVIRON, sleep=no_wait, decisions=deaf)
+    workflow = parse_workflow(textwrap.dedent(text), "release.yaml")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: engine.execute_workflow(workflow, run_id=RUN_ID))
+        question = await waiting_question(store, RUN_ID)
+        assert question.unit == failing
+        found = await store.answer_decision(RUN_ID, failing, "failure", answer, by)
+        assert found is not None
+        tg.cancel_scope.cancel()
+
+
 async def test_a_skipped_step_is_reused_as_skipped_by_the_operator(tmp_path: Path) -> None:
     async with SqliteStore(tmp_path / "tempeh.db") as store:
         fake = FakeExecutor(
@@ -84,19 +102,7 @@ async def test_a_skipped_step_is_reused_as_skipped_by_the_operator(tmp_path: Pat
 
 async def test_a_skip_the_dead_engine_never_acted_on_still_counts(tmp_path: Path) -> None:
     async with SqliteStore(tmp_path / "tempeh.db") as store:
-        # the desk never looks at the store again: the answer is given, never taken
-        deaf = DecisionDesk(store, wait=True, poll=3600)
-        fake = FakeExecutor({"migrate": [FakeOutcome(exit_code=1)]})
-        engine = WorkflowEngine(fake, store, environ=ENVIRON, sleep=no_wait, decisions=deaf)
-        workflow = parse_workflow(textwrap.dedent(RELEASE), "release.yaml")
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(lambda: engine.execute_workflow(workflow, run_id=RUN_ID))
-            question = await waiting_question(store, RUN_ID)
-            found = await store.answer_decision(
-                RUN_ID, question.unit, "failure", "skip", "tester@host (pid 1)"
-            )
-            assert found is not None
-            tg.cancel_scope.cancel()  # the engine dies before it reads the answer
+        await answered_then_dead(store, RELEASE, "migrate", "skip", "tester@host (pid 1)")
         stored = {s.name: s.status for s in (await store.get_run(RUN_ID)).steps}
         assert stored["migrate"] is StepStatus.FAILED
 
@@ -158,15 +164,7 @@ async def test_a_rollback_or_abort_the_dead_engine_never_acted_on_is_acted_on(
     """The answer is stored before the engine acts on it (SPEC 4); the engine died first.
     Resume used to run the failed step again, and go on deploying."""
     async with SqliteStore(tmp_path / "tempeh.db") as store:
-        deaf = DecisionDesk(store, wait=True, poll=3600)
-        fake = FakeExecutor({"deploy": [FakeOutcome(exit_code=1)]})
-        engine = WorkflowEngine(fake, store, environ=ENVIRON, sleep=no_wait, decisions=deaf)
-        workflow = parse_workflow(textwrap.dedent(ROLLS_BACK), "release.yaml")
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(lambda: engine.execute_workflow(workflow, run_id=RUN_ID))
-            question = await waiting_question(store, RUN_ID)
-            await store.answer_decision(RUN_ID, question.unit, "failure", answer, "tester")
-            tg.cancel_scope.cancel()  # the engine dies before it reads the answer
+        await answered_then_dead(store, ROLLS_BACK, "deploy", answer, "tester")
 
         again, plan, status = await resume(store)
 
