@@ -8,10 +8,12 @@ once.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 import anyio
 import anyio.abc
@@ -20,6 +22,7 @@ from tempeh_tui.cli.headless import HeadlessView, choose_view, json_notice
 from tempeh_tui.cli.selection import what_to_run
 from tempeh_tui.definition.durations import parse_duration
 from tempeh_tui.engine.engine import WorkflowEngine
+from tempeh_tui.engine.python_output import send_strays
 from tempeh_tui.engine.results import RunResult
 from tempeh_tui.engine.resume import ResumePlan
 from tempeh_tui.errors import TempehError
@@ -85,8 +88,48 @@ def _waiting(args: argparse.Namespace) -> tuple[bool, float | None]:
 
 
 def _drive(args: argparse.Namespace, start: Start) -> int:
-    code: int = anyio.run(_run, args, start)
+    with _stdout_for_tempeh_only():
+        code: int = anyio.run(_run, args, start)
     return code
+
+
+@contextlib.contextmanager
+def _stdout_for_tempeh_only() -> Iterator[None]:
+    """Keep stdout for tempeh's own report (`--json`: one event per line), whatever the run's
+    Python steps start. They run in this process, so a `subprocess.run(...)` in one inherits
+    its file descriptor 1, and so does anything that writes to it directly: within, fd 1 is a
+    copy of fd 2 (that output reaches the operator on stderr), and `sys.stdout` writes to a
+    copy of the original fd 1. Shell steps have pipes of their own; what Python code prints
+    goes to its step's log, or to stderr when printed outside a step's context (a thread a
+    step started): see `python_output`."""
+    old = sys.stdout
+    try:
+        fd = old.fileno()
+        old.flush()
+        kept = os.dup(fd)
+    except (AttributeError, OSError, ValueError):  # no real stdout: nothing to keep apart
+        yield
+        return
+    try:
+        os.dup2(2, fd)
+    except OSError:  # no stderr to send it to: leave things as they are
+        os.close(kept)
+        yield
+        return
+    new = open(kept, "w", encoding=old.encoding, errors=old.errors)  # noqa: SIM115 - closed below
+    if isinstance(old, io.TextIOWrapper):
+        new.reconfigure(line_buffering=old.line_buffering, write_through=old.write_through)
+    sys.stdout = new
+    send_strays("stdout", sys.stderr)
+    try:
+        yield
+    finally:
+        send_strays("stdout", None)
+        with contextlib.suppress(OSError, ValueError):
+            new.flush()
+        os.dup2(kept, fd)
+        sys.stdout = old
+        new.close()
 
 
 async def _run(args: argparse.Namespace, start: Start) -> int:

@@ -20,7 +20,7 @@ from typing import TextIO
 from tempeh_tui.engine.executor import ExecutionObserver
 from tempeh_tui.engine.shell_process import MAX_LINE_BYTES, Mailbox
 
-__all__ = ["StepPrints", "real_stream", "redirect_std_streams", "step_log"]
+__all__ = ["StepPrints", "real_stream", "redirect_std_streams", "send_strays", "step_log"]
 
 _MAX_LINE_CHARS = MAX_LINE_BYTES
 """A longer line reaches the log as several lines, as a shell step's does."""
@@ -167,7 +167,7 @@ class _StreamProxy(io.TextIOBase):
     def write(self, text: str) -> int:
         prints = _current.get()
         if prints is None:
-            return self.original.write(text)
+            return _STRAYS.get(self.stream, self.original).write(text)
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         prints.write(self.stream, text)
@@ -179,7 +179,7 @@ class _StreamProxy(io.TextIOBase):
 
     def flush(self) -> None:
         if _current.get() is None:
-            self.original.flush()
+            _STRAYS.get(self.stream, self.original).flush()
 
     def isatty(self) -> bool:
         """A step's output goes to a log, not a terminal: no colours or progress bars in it."""
@@ -286,6 +286,20 @@ def redirect_std_streams() -> Callable[[], None]:
     """Make `sys.stdout`/`sys.stderr` the routing proxies until the returned function is
     called (once; holds nest: the real streams come back when the last one is released)."""
     return _REDIRECTION.hold()
+
+
+_STRAYS: dict[str, TextIO] = {}
+
+
+def send_strays(stream: str, to: TextIO | None) -> None:
+    """While Python steps run, send what is written to `sys.<stream>` outside any step's call
+    (by a thread a step started without its context, say) to `to`, not to the real stream
+    (None: to the real stream again). `tempeh run` sends stray stdout to stderr: its stdout
+    is its report."""
+    if to is None:
+        _STRAYS.pop(stream, None)
+    else:
+        _STRAYS[stream] = to
 
 
 def real_stream(stream: TextIO) -> TextIO:

@@ -163,6 +163,51 @@ def test_what_python_steps_print_is_in_their_logs_and_json_stays_one_event_a_lin
     assert "INFO sync logged" in logs.stdout
 
 
+def test_what_a_python_steps_children_and_threads_write_goes_to_stderr_never_into_json(
+    tmp_path: Path,
+) -> None:
+    """A Python step runs in tempeh's process: a child it starts inherits tempeh's file
+    descriptor 1, and a thread it starts has no step context. Neither may reach stdout,
+    where `--json` promises one event per line."""
+    db = tmp_path / "t.db"
+    (tmp_path / "noisy_steps.py").write_text(
+        textwrap.dedent(
+            """
+            import os, subprocess, threading
+
+            def step(ctx):
+                subprocess.run(["echo", "said by a child"], check=True)
+                os.write(1, b"written to fd 1\\n")
+                thread = threading.Thread(target=lambda: print("printed by a thread"))
+                thread.start()
+                thread.join()
+                print("printed by the step")
+                return {"done": "yes"}
+            """
+        )
+    )
+    flow = write(
+        tmp_path,
+        """
+        name: noisy
+        steps:
+          - {name: noisy, python: "noisy_steps:step"}
+          - {name: after, needs: [noisy], run: "echo ${TEMPEH_PARAM_X:-shell says hi}"}
+        """,
+    )
+    done = tempeh("run", str(flow), "--json", db=db)
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]  # each line one event
+    assert events[-1]["type"] == "run_finished"
+    printed = [(e["step"], e["line"]) for e in events if e["type"] == "step_output"]
+    assert printed == [("noisy", "printed by the step"), ("after", "shell says hi")]
+    assert done.stderr.splitlines() == [
+        "said by a child",
+        "written to fd 1",
+        "printed by a thread",
+    ]
+
+
 def test_a_bad_param_is_refused_before_anything_runs(tmp_path: Path) -> None:
     flow = write(
         tmp_path,
