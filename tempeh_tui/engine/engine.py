@@ -558,6 +558,7 @@ class WorkflowEngine:
             done.message,
             done.started_at,
             done.ended_at,
+            rollback_on_request=why is None and not _failed_before(record),
         )
 
     async def _roll_back(
@@ -728,6 +729,14 @@ def _why(exc: BaseException) -> str:
     if isinstance(exc, anyio.get_cancelled_exc_class()):
         return "stopped by its caller (cancelled)"
     return f"stopped by an error: {type(exc).__name__}: {exc}"
+
+
+def _failed_before(record: RunRecord) -> bool:
+    """Whether the run had failed before its rollback began: a unit failed, or an operator
+    stopped it (an `abort` or `rollback` answer, to a failure or an approval gate)."""
+    if any(step.status is StepStatus.FAILED for step in record.steps):
+        return True
+    return any(d.answer in (Decision.ABORT, Decision.ROLLBACK) for d in record.decisions)
 
 
 def _note(bus: EventBus, text: str) -> None:

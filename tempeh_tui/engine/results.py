@@ -67,9 +67,15 @@ class RunResult:
     message: str | None = None
     started_at: float | None = None
     ended_at: float | None = None
+    rollback_on_request: bool = False
+    """This finished the rollback an operator asked for (`tempeh rollback`) of a run that had
+    not failed: its exit code is the rollback command's (0 when it completed), not 3 (SPEC 6:
+    "failed and rolled back")."""
 
     @property
     def exit_code(self) -> int:
+        if self.rollback_on_request and self.status is RunStatus.ROLLED_BACK:
+            return 0
         return exit_code_for(self.status)
 
     @property
