@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -20,6 +21,7 @@ import anyio.abc
 from tempeh_tui.cli.headless import HeadlessView, choose_view, json_notice
 from tempeh_tui.engine.process_groups import signal_group
 from tempeh_tui.engine.rollback import RollbackManager, RollbackPlan, RollbackResult
+from tempeh_tui.engine.unit_runner import scratch_folders
 from tempeh_tui.events import RunStatus
 from tempeh_tui.store import RunLocked, RunRecord, Store, open_store
 from tempeh_tui.store.lease import judge
@@ -116,6 +118,13 @@ async def _execute(
         result = await manager.execute_rollback(plan, process_groups=running)
     if result is None:  # stopped: unless it had ended (recorded) just before
         result = await _ended_since(store, plan.run_id, started)
+    if result is not None and result.status is RunStatus.ROLLED_BACK and plan.requested is None:
+        # The run is undone for good (and never resumed): the scratch folder a dead engine
+        # left, whose `$TEMPEH_OUTPUT` files the compensations of its in-doubt steps read,
+        # has served. No live engine has one: this process holds no other, and the run's
+        # driver was refused above if alive.
+        for folder in scratch_folders(plan.run_id):
+            shutil.rmtree(folder, ignore_errors=True)
     return result.exit_code if result is not None else EXIT_INTERRUPTED
 
 

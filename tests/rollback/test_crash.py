@@ -13,6 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from tempeh_tui.engine.unit_runner import scratch_folders
 from tests.cli.process import start_tempeh
 
 from .support import compensated, ledger_step, run_workflow, write_workflow
@@ -153,10 +154,12 @@ steps:
         time.sleep(0.02)
     run.send_signal(signal.SIGKILL)
     run.communicate()
+    assert scratch_folders(run_id)  # the dead engine's: its steps' $TEMPEH_OUTPUT files
 
     rollback = tempeh("rollback", run_id, "--yes", "--json", db=db)
     out, err = rollback.communicate(timeout=60)
     assert rollback.returncode == 0, out + err
+    assert not scratch_folders(run_id)  # read, then removed: the run is undone for good
     plan = next(e for e in map(json.loads, out.splitlines()) if e["type"] == "rollback_plan")
     why = {u["unit"]: u["why"] for u in plan["units"]}
     assert "in doubt: it was running when its engine stopped" in why["slow"]
