@@ -174,7 +174,10 @@ class UnitRunner:
         self._gate_passed = True
         self.started_at = time.time()
         if self.step.cache is not None:
-            self._cache_key = await anyio.to_thread.run_sync(self._cache_key_now)
+            try:
+                self._cache_key = await anyio.to_thread.run_sync(self._cache_key_now)
+            except ExpressionError as exc:
+                return self._failed(self._expression_failure(f"cache key: {exc}"), {})
             hit = await self._cached(self._cache_key)
             if hit is not None:
                 return hit
@@ -194,7 +197,10 @@ class UnitRunner:
         self.started_at = time.time()
         cache_key = self._cache_key
         if self.unit.name in self.s.probe:
-            done = await self._probe()
+            try:
+                done = await self._probe()
+            except ExpressionError as exc:  # no answer: the step is left failed, not re-run
+                return self._failed(self._expression_failure(f"check: {exc}"), {})
             if done is not None:
                 return done
         outputs: dict[str, str] = {}
@@ -399,14 +405,17 @@ class UnitRunner:
     ) -> _Failure | None:
         assert self.step.verify is not None
         self._note("verifying")
-        result = await self._shell(
-            self.step.verify,
-            attempt,
-            iteration,
-            self._scope(outputs, iteration),
-            observer,
-            announce=False,
-        )
+        try:
+            result = await self._shell(
+                self.step.verify,
+                attempt,
+                iteration,
+                self._scope(outputs, iteration),
+                observer,
+                announce=False,
+            )
+        except ExpressionError as exc:
+            return self._expression_failure(f"verify: {exc}")
         if result.ok:
             return None
         classification = self.s.recovery.classify(result, "\n".join(observer.tail))

@@ -377,3 +377,39 @@ async def test_a_retry_waits_for_the_sync_call_its_timeout_left_running(tmp_path
     assert result.succeeded, lines
     assert ledger.read_text().split("\n")[:4] == ["start 1", "end 1", "start 2", "end 2"]
     assert any("waiting for the step's previous call to return" in line for line in lines)
+
+
+async def test_a_cache_key_or_verify_that_cannot_be_rendered_fails_its_step_not_the_engine(
+    tmp_path: Path,
+) -> None:
+    """A missing output is an ordinary mistake: it fails the step that reads it, with the
+    expression's error, like a `run` that cannot be rendered (it raised out of the engine)."""
+    result, _ = await run_real(
+        tmp_path,
+        """
+        name: w
+        on_failure: continue
+        steps:
+          - {name: build, run: echo built}
+          - name: cached
+            needs: [build]
+            run: echo deploy
+            cache: {key: "{{ steps.build.outputs.sha }}"}
+          - name: verified
+            needs: [build]
+            run: echo v=1 >> "$TEMPEH_OUTPUT"
+            verify: test -n {{ steps.build.outputs.sha }}
+          - name: refused
+            run: echo 'v=a[$(id)]' >> "$TEMPEH_OUTPUT"
+            verify: test -n {{ outputs.v }}
+          - {name: other, run: echo other}
+        """,
+    )
+    assert result["other"].status is StepStatus.SUCCEEDED
+    expected = {"cached": "cache key: ", "verified": "verify: ", "refused": "verify: "}
+    for name, part in expected.items():
+        unit = result[name]
+        assert unit.status is StepStatus.FAILED, name
+        assert unit.error_class == "permanent"
+        assert (unit.reason or "").startswith(part), unit.reason
+    assert "has no attribute 'sha'" in (result["cached"].reason or "")

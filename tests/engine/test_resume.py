@@ -119,6 +119,23 @@ async def test_a_probe_that_says_no_runs_the_step_again(store: SqliteStore) -> N
     assert [c.command for c in again.calls] == ["migrate status", "migrate up", "deploy"]
 
 
+async def test_a_probe_that_cannot_be_rendered_fails_its_step_and_runs_nothing(
+    store: SqliteStore,
+) -> None:
+    """No answer from the probe: the step is not run again blind (it may have had its effect),
+    and the engine does not crash (every resume raised, and the run could never finish)."""
+    probe = "check: 'migrate status {{ steps.build.outputs.sha }}'"
+    run_id = await crash_while(store, chain(probe), "migrate")
+
+    again = FakeExecutor()
+    result = await WorkflowEngine(again, store).resume(run_id, on_failure="continue")
+
+    assert again.calls == []
+    assert result["migrate"].status is StepStatus.FAILED
+    assert (result["migrate"].reason or "").startswith("check: ")
+    assert "has no attribute 'sha'" in (result["migrate"].reason or "")
+
+
 async def test_a_step_in_doubt_that_is_not_idempotent_needs_a_yes(store: SqliteStore) -> None:
     run_id = await crash_while(store, chain("idempotent: false"), "migrate")
 
