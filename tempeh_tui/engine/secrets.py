@@ -94,9 +94,7 @@ class Masker:
         forms: set[str] = set()
         encoded: set[str] = set()
         escaped: set[str] = set()  # URL-encoded forms with escapes, lower-cased
-        for value in values:
-            if len(value) < _MIN_LENGTH:
-                continue
+        for value in _maskable(values):
             quoted = {urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
             forms.update({value, *quoted})
             # `%2f` is `%2F` too, whatever the case of each escape (see `_form_pattern`)
@@ -156,6 +154,16 @@ class Masker:
 
     def mask_mapping(self, data: Mapping[str, str]) -> dict[str, str]:
         return {k: self.mask(v) for k, v in data.items()}
+
+
+def _maskable(values: Iterable[str]) -> Iterator[str]:
+    """What is masked of each secret: the value, and when it spans lines (a key in PEM form,
+    a credentials file, a value with a trailing newline), each of its lines too, without the
+    spaces around it: a step's output is masked line by line, so a line never holds all of
+    such a value (its lines reached logs, events and the store in clear)."""
+    for value in values:
+        pieces = {value, *(line.strip() for line in value.splitlines()), value.strip()}
+        yield from (piece for piece in pieces if len(piece) >= _MIN_LENGTH)
 
 
 def _base64_forms(raw: bytes) -> set[str]:

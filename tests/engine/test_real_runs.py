@@ -126,6 +126,29 @@ async def test_secrets_are_masked_in_every_form_even_split_across_writes(tmp_pat
     assert result["leak"].outputs == {"token": "***"}
 
 
+async def test_a_secret_that_spans_lines_is_masked_line_by_line(tmp_path: Path) -> None:
+    """A key in PEM form, or a value read from a file with its trailing newline: output is
+    masked a line at a time, so no line ever held the whole value (each line leaked)."""
+    key = "\n".join(["-----BEGIN KEY-----", "b3BlbnNzaC1rZXktdjEAAAAABG5v", "-----END-----"])
+    result, lines = await run_real(
+        tmp_path,
+        """
+        name: w
+        secrets: [KEY, TOKEN]
+        steps:
+          - name: leak
+            run: |
+              printf '%s\\n' "$KEY"
+              echo "token [$TOKEN]"
+              printf 'key<<EOF\\n%s\\nEOF\\n' "$KEY" >> "$TEMPEH_OUTPUT"
+        """,
+        environ={"KEY": key, "TOKEN": "from-a-file\n"},
+    )
+    assert result.succeeded, lines
+    assert lines == ["leak: ***"] * 3 + ["leak: token [***", "leak: ]"]
+    assert result["leak"].outputs == {"key": "***"}
+
+
 async def test_a_secret_base64_encoded_behind_other_bytes_is_masked(tmp_path: Path) -> None:
     secret = "hunter2-very-secret"
     shifted = base64.b64encode(b"ab" + secret.encode()).decode()
