@@ -99,6 +99,9 @@ _HEREDOC = re.compile(
     r"(?<!<)<<(?!<)-?[ \t]*(?:'([^'\n]+)'|\"([^\"\n]+)\"|\\?([A-Za-z_][A-Za-z0-9_]*))"
 )
 
+_SHELL = r"(?:[\w.+-]*/)?(?:(?:ba|da|z|k|mk|a)?sh)"
+"""A shell, by name or path (`bash`, `/bin/sh`)."""
+
 
 @dataclass(frozen=True)
 class ShellTemplate:
@@ -169,6 +172,13 @@ def parse_shell_template(command: str) -> ShellTemplate:
                 "use double quotes or no quotes around it",
                 match.start(),
             )
+        if state is Quoting.HEREDOC and _heredoc_feeds_a_shell(scanner.heredoc_line or ""):
+            raise ExpressionError(
+                f"'{{{{ {expr} }}}}' is in a heredoc that a shell reads as its script, where "
+                "bash evaluates a value as code even from a variable; pass the value as an "
+                "argument instead: bash -s -- {{ value }} <<'EOF' (then \"$1\" in the script)",
+                match.start(),
+            )
         try:
             parse_expression(expr)
         except ExpressionError as exc:
@@ -214,7 +224,9 @@ _NAME_PLACES = (
         "an array declaration, which reads a value in parentheses as a list of assignments",
     ),
     (
-        re.compile(r"\b(?:(?:ba|da|z|k)?sh|source|\.)\b[^\n;&|]*<<<\s*[^\n;&|]*$"),
+        re.compile(
+            r"(?:^|[\s;&|(])(?:" + _SHELL + r"|source|\.)\s(?:[^\n;&|]*\s)?<<<\s*[^\n;&|]*$"
+        ),
         "a script a shell reads from a here-string",
     ),
     (
@@ -282,24 +294,141 @@ def _refuse_arithmetic(
             )
 
 
-_PIPED_TO_SHELL = re.compile(r"\|\s*(?:sudo\s+(?:-\S+\s+)*)?(?:ba|da|z|k)?sh\b(?!\s+[^\s|;&-])")
-"""`| bash`, `| sudo sh -s`: a shell reading its script from the pipe (not `| sh file.sh`)."""
 _SHELL_READS_SUBSTITUTION = re.compile(
-    r"(?:\bsource|(?:^|[\s;&|(])\.|\b(?:ba|da|z|k)?sh)\s+<\([^)]*$"
+    r"(?:\bsource|(?:^|[\s;&|(])\.|(?<![\w-])" + _SHELL + r")\s+(?:-\w+\s+)*<?\s*<\([^)]*$"
 )
+"""`source <(...)`, `bash <(...)`, `bash < <(...)`: a shell's script from a substitution."""
+_INTERPRETERS = frozenset(
+    {
+        "sh",
+        "bash",
+        "dash",
+        "zsh",
+        "ksh",
+        "mksh",
+        "ash",
+        "busybox",
+        "python",
+        "python2",
+        "python3",
+        "perl",
+        "ruby",
+        "node",
+        "php",
+        "lua",
+        "tclsh",
+    }
+)
+"""Programs that run the script they read from their standard input when given none."""
+_WRAPPERS = frozenset(
+    {
+        "env",
+        "command",
+        "exec",
+        "nice",
+        "nohup",
+        "timeout",
+        "time",
+        "sudo",
+        "doas",
+        "stdbuf",
+        "setsid",
+        "ionice",
+        "chrt",
+        "builtin",
+    }
+)
+"""Commands that run the command after them (their options and arguments in between)."""
+_OPTION_WITH_ARGUMENT = frozenset({"-u", "-g", "-n", "-k", "-s", "-c", "-C", "-p", "-t", "-U"})
+_WRAPPER_ARGUMENT = re.compile(r"\d+(?:\.\d+)?[smhd]?|[A-Za-z_][A-Za-z0-9_]*=\S*|--?")
+"""What a wrapper takes besides options: a number or duration (`nice 10`, `timeout 5s`),
+an assignment (`env A=1`), `--`."""
+_PIPE = re.compile(r"(?<!\|)\|&?(?!\|)")
+_REDIRECTION = re.compile(r"\d*(?:<|>)")
+"""A word that redirects (`<<EOF`, `>out`, `2>&1`), not one the command gets."""
+_COMMAND_END = re.compile(r";|&&|\|\||(?<![<>|])&(?![>&])|\)")
+
+
+def _reads_its_script_from_stdin(command: str) -> bool:
+    """Whether the simple command `command` (its words, redirections left out) runs an
+    interpreter that reads its script from standard input: `bash`, `sh -s`, `/bin/sh`,
+    `sudo -u app bash`, `timeout 5 bash`, `env sh`, `python3`, `ssh host`, `ssh host bash`;
+    not `sh deploy.sh`, `bash -c '...'` or `grep bash`."""
+    words = [w for w in command.split() if not _REDIRECTION.match(w)]
+    i = 0
+    while i < len(words) and "=" in words[i] and not words[i].startswith("-"):
+        i += 1  # A=1 cmd
+    while i < len(words) and words[i].rsplit("/", 1)[-1] in _WRAPPERS:
+        i += 1
+        while i < len(words) and (
+            words[i].startswith("-") or _WRAPPER_ARGUMENT.fullmatch(words[i])
+        ):
+            i += 2 if words[i] in _OPTION_WITH_ARGUMENT else 1
+    if i >= len(words):
+        return False
+    name = words[i].rsplit("/", 1)[-1]
+    rest = words[i + 1 :]
+    if name == "ssh":  # `ssh [options] host [shell]`: a shell on the other end reads it
+        while rest and rest[0].startswith("-"):
+            rest = (
+                rest[2:]
+                if len(rest[0]) == 2 and rest[0] in ("-p", "-i", "-l", "-o", "-F", "-J", "-L", "-R")
+                else rest[1:]
+            )
+        return len(rest) == 1 or (
+            len(rest) >= 2 and _reads_its_script_from_stdin(" ".join(rest[1:]))
+        )
+    if name == "busybox" and rest:
+        return _reads_its_script_from_stdin(" ".join(rest))
+    if name not in _INTERPRETERS and not re.fullmatch(r"python[\d.]*", name):
+        return False
+    return all(w.startswith("-") and w not in ("-c", "-e", "-m") for w in rest) or (
+        rest[:1] == ["-s"]  # `sh -s ARGS`: the arguments are $1..., the script is stdin
+    )
+
+
+def _feeds_a_shell(line: str) -> bool:
+    """Whether a command line (a pipeline) hands what its first command reads or prints to
+    a program that runs it as a script: `... | bash`, `bash <<EOF`, `cat <<EOF | sudo sh`."""
+    commands = _PIPE.split(_COMMAND_END.split(line, 1)[0])
+    return any(_reads_its_script_from_stdin(c) for c in commands)
+
+
+def _heredoc_feeds_a_shell(line: str) -> bool:
+    """Whether the command on `line` that takes a heredoc (`<<`) runs it as a script:
+    `bash <<EOF`, `sudo sh -s <<EOF`, `ssh host <<EOF`, `cat <<EOF | bash`."""
+    return any(
+        "<<" in part and any(_reads_its_script_from_stdin(c) for c in _PIPE.split(part))
+        for part in _COMMAND_END.split(line)
+    )
 
 
 def _read_as_a_script(text: str, offset: int) -> str | None:
     """Whether the line at `offset` hands its text to a shell to run: piped into one
     (`echo "{{ v }}" | bash`), or read through a process substitution (`source <(...)`)."""
     start = text.rfind("\n", 0, offset) + 1
-    end = text.find("\n", offset)
-    rest = text[offset : end if end >= 0 else len(text)]
-    if _PIPED_TO_SHELL.search(rest):
-        return "a script piped into a shell"
+    rest = _logical_line(text, offset)
+    for command in _PIPE.split(_COMMAND_END.split(rest, 1)[0])[1:]:
+        if _reads_its_script_from_stdin(command):
+            return "a script piped into a shell"
     if _SHELL_READS_SUBSTITUTION.search(text, start, offset):
         return "a script a shell reads from a process substitution"
     return None
+
+
+def _logical_line(text: str, offset: int) -> str:
+    """From `offset` to the end of its command line: over backslash-newlines, and over a
+    newline after a trailing `|` (a pipeline goes on on the next line)."""
+    end = offset
+    while True:
+        newline = text.find("\n", end)
+        if newline < 0:
+            return text[offset:]
+        line = text[offset:newline]
+        if line.endswith("\\") or line.rstrip().endswith(("|", "|&")):
+            end = newline + 1
+            continue
+        return text[offset:newline].replace("\\\n", " ")
 
 
 def _arith_context(text: str, offset: int) -> str | None:
@@ -388,8 +517,13 @@ class _QuoteScanner:
         self._comment = False
         self._prev = "\n"
         self._line = ""
-        self._pending_heredocs: list[tuple[str, bool]] = []
-        self._heredoc: tuple[str, bool] | None = None
+        self._pending_heredocs: list[tuple[str, bool, str]] = []
+        self._heredoc: tuple[str, bool, str] | None = None  # delimiter, quoted, its line
+
+    @property
+    def heredoc_line(self) -> str | None:
+        """The command line that opened the heredoc being read, if one is."""
+        return None if self._heredoc is None else self._heredoc[2]
 
     @property
     def state(self) -> Quoting:
@@ -471,7 +605,7 @@ class _QuoteScanner:
         for match in _HEREDOC.finditer(self._line):
             quoted = match.group(3) is None or "\\" in match.group(0)
             delimiter = match.group(1) or match.group(2) or match.group(3)
-            self._pending_heredocs.append((delimiter, quoted))
+            self._pending_heredocs.append((delimiter, quoted, self._line))
         self._line = ""
         if self._pending_heredocs:
             self._heredoc = self._pending_heredocs.pop(0)
