@@ -137,12 +137,14 @@ def parse_expression(source: str) -> References:
         raise ExpressionError("empty expression")
     try:
         tree = _environment().parse("{{ (" + text + "\n) }}")
+        body = tree.body
+        if len(body) != 1 or not isinstance(body[0], nodes.Output) or len(body[0].nodes) != 1:
+            raise ExpressionError(f"expected one expression, got '{text.strip()}'")
+        return _references_of(tree, text)
     except TemplateSyntaxError as exc:
         raise ExpressionError(_syntax_message(exc, text)) from None
-    body = tree.body
-    if len(body) != 1 or not isinstance(body[0], nodes.Output) or len(body[0].nodes) != 1:
-        raise ExpressionError(f"expected one expression, got '{text.strip()}'")
-    return _references_of(tree, text)
+    except RecursionError:
+        raise ExpressionError(_TOO_DEEP) from None
 
 
 @lru_cache(maxsize=4096)
@@ -153,10 +155,14 @@ def parse_template(source: str) -> References:
     from jinja2 import TemplateSyntaxError
 
     try:
-        tree = _environment().parse(source)
+        return _references_of(_environment().parse(source), source)
     except TemplateSyntaxError as exc:
         raise ExpressionError(_syntax_message(exc, source)) from None
-    return _references_of(tree, source)
+    except RecursionError:
+        raise ExpressionError(_TOO_DEEP) from None
+
+
+_TOO_DEEP = "expression nested too deeply (or too long a chain of operators) to parse"
 
 
 def _references_of(tree: nodes.Template, source: str) -> References:

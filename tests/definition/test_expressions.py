@@ -270,3 +270,15 @@ def test_filters_and_tests_named_as_text_that_exist_are_fine() -> None:
           - {name: a, run: make, when: "[params.x] | map('int') | select('odd') | list"}
         """
     )
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["(" * 200 + "true" + ")" * 200, " or ".join(["true"] * 800), "-" * 5000 + "1"],
+)
+def test_an_expression_too_deep_to_parse_is_an_error_not_a_crash(source: str) -> None:
+    """Python's recursion limit ended the parse with a traceback (validate exited 1)."""
+    with pytest.raises(ExpressionError, match="nested too deeply"):
+        parse_expression(source)
+    with pytest.raises(ExpressionError, match="nested too deeply"):
+        parse_template("{{ " + source + " }}")
