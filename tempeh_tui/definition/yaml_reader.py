@@ -10,6 +10,7 @@ so that a string field can refuse `010` or `1.10` instead of silently reading 8 
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,7 +154,11 @@ def read_yaml_file(path: str | Path) -> YamlDocument:
             name,
         )
     try:
-        with p.open("rb") as file:  # bounded: /dev/zero or a pipe reports no size
+        # Opened without waiting: a named pipe nobody writes to would block the open for ever
+        # (then it reads as empty); a pipe that has a writer (`<(generate)`) is read as usual.
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        os.set_blocking(fd, True)
+        with open(fd, "rb") as file:  # bounded: /dev/zero or a pipe reports no size
             raw = file.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise WorkflowError.single(f"cannot read: {exc.strerror}", name) from None

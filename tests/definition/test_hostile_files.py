@@ -5,7 +5,9 @@ Never another exception, never a hang, never a huge allocation: each must be ans
 
 from __future__ import annotations
 
+import os
 import random
+import threading
 import time
 from pathlib import Path
 
@@ -190,3 +192,36 @@ def test_a_tab_in_the_indentation_is_named(text: str) -> None:
     (problem,) = caught.value.problems
     assert (problem.line, problem.col) in {(3, 1), (4, 1)}
     assert "a tab character; YAML indents with spaces only" in problem.message
+
+
+def test_a_named_pipe_nobody_writes_to_is_read_as_empty_not_waited_for(tmp_path: Path) -> None:
+    """Opening a FIFO without a writer blocked for ever (`tempeh validate fifo` hung)."""
+    fifo = tmp_path / "flow.yaml"
+    os.mkfifo(fifo)
+    done = threading.Event()
+    problems: list[Problem] = []
+
+    def load() -> None:
+        try:
+            load_workflow(fifo)
+        except WorkflowError as exc:
+            problems.extend(exc.problems)
+        finally:
+            done.set()
+
+    threading.Thread(target=load, daemon=True).start()
+    assert done.wait(10), "loading a named pipe with no writer never returned"
+    assert [p.message for p in problems] == [
+        "the file is empty; expected a workflow with name and steps"
+    ]
+
+
+def test_a_pipe_with_a_writer_is_read(tmp_path: Path) -> None:
+    """`tempeh run <(envsubst < flow.yaml)`: the workflow comes through a pipe."""
+    read, write = os.pipe()
+    with os.fdopen(write, "w") as out:
+        out.write("name: piped\nsteps:\n  - {name: a, run: 'true'}\n")
+    try:
+        assert load_workflow(f"/proc/self/fd/{read}").name == "piped"
+    finally:
+        os.close(read)
