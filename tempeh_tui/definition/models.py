@@ -296,6 +296,11 @@ _DEFAULTS_IN_ORDER = tuple(StepDefaults.model_fields)
 """The keys `StepDefaults.apply` goes through: `for_each` and `until` before what needs them."""
 
 
+_YES_NO = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+"""The words a boolean field takes as text (as pydantic does for `exclusive`): YAML 1.2 reads
+`parallel: no` as the string "no"."""
+
+
 class Step(_Frozen):
     """One step: a shell command, a Python callable, or an approval gate (SPEC 1)."""
 
@@ -341,10 +346,11 @@ class Step(_Frozen):
                 out.setdefault(name, out.pop(alias))
                 out.pop(alias, None)
         if "parallel" in out:
-            parallel = out.pop("parallel")
+            given = out.pop("parallel")
+            parallel = _YES_NO.get(given.lower()) if isinstance(given, str) else given
             if not isinstance(parallel, bool):
                 if strict:
-                    raise ValueError("parallel: expected true or false")
+                    raise ValueError(f"parallel: expected true or false, got {given!r}")
             elif "exclusive" in out and out["exclusive"] == parallel:
                 if strict:
                     raise ValueError("'parallel' and 'exclusive' contradict each other")

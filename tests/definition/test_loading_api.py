@@ -11,6 +11,7 @@ import pytest
 
 import tempeh_tui
 from tempeh_tui import Workflow, WorkflowError, load_workflow
+from tempeh_tui.definition import parse_workflow
 from tempeh_tui.definition.params import parse_param_assignments, resolve_params
 from tempeh_tui.errors import TempehError
 from tests.definition.support import assert_problem, load
@@ -393,3 +394,16 @@ def test_default_needs_are_not_given_to_any_step_they_name() -> None:
         """
     )
     assert [s.needs for s in workflow.steps] == [(), (), ("checkout", "lint")]
+
+
+@pytest.mark.parametrize(("word", "exclusive"), [("yes", False), ("no", True), ("off", True)])
+def test_the_seeds_parallel_takes_yes_and_no_as_exclusive_does(word: str, exclusive: bool) -> None:
+    """YAML 1.2 reads `parallel: no` as text; `exclusive: no` was taken, `parallel: no` refused."""
+    text = f"name: w\nsteps:\n  - {{name: a, command: x, parallel: {word}}}\n"
+    assert parse_workflow(text, "w.yaml").steps[0].exclusive is exclusive
+
+
+def test_a_parallel_that_is_no_boolean_says_what_it_got() -> None:
+    with pytest.raises(WorkflowError) as caught:
+        parse_workflow("name: w\nsteps:\n  - {name: a, command: x, parallel: maybe}\n", "w.yaml")
+    assert "parallel: expected true or false, got 'maybe'" in str(caught.value.problems[0])
