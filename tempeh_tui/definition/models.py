@@ -33,6 +33,7 @@ from tempeh_tui.definition.types import (
     Percent,
     StepName,
     Text,
+    Timeout,
     need_step,
     scalar_as_text,
 )
@@ -172,7 +173,7 @@ class RollbackSpec(_Frozen):
     """The compensation of a step: a shell command, its own timeout, and a check of its effect."""
 
     run: Text
-    timeout: Duration | None = None
+    timeout: Timeout | None = None
     verify: Text | None = None
 
     @model_validator(mode="before")
@@ -220,7 +221,7 @@ class StepDefaults(_Frozen):
     exclusive: bool | None = None
     rollback: RollbackSpec | None = None
     verify: Text | None = None
-    timeout: Duration | None = None
+    timeout: Timeout | None = None
     retry: RetryPolicy | None = None
     idempotent: bool | None = None
     check: Text | None = None
@@ -317,7 +318,7 @@ class Step(_Frozen):
     exclusive: bool = False
     rollback: RollbackSpec | None = None
     verify: Text | None = None
-    timeout: Duration | None = None
+    timeout: Timeout | None = None
     retry: RetryPolicy | None = None
     idempotent: bool = True
     check: Text | None = None

@@ -24,6 +24,7 @@ __all__ = [
     "Percent",
     "StepName",
     "Text",
+    "Timeout",
     "format_duration",
     "format_elapsed",
     "need_step",
@@ -47,6 +48,13 @@ def _text(value: Any) -> Any:
         raise ValueError(f'expected text, got the boolean {word}; write it in quotes: "{word}"')
     if isinstance(value, int | float):
         return str(value)
+    return _no_nul(value)
+
+
+def _no_nul(value: Any) -> Any:
+    """A NUL byte cannot be in a command, an argument or an environment variable."""
+    if isinstance(value, str) and "\0" in value:
+        raise ValueError("holds a NUL byte (\\0), which no command or environment can carry")
     return value
 
 
@@ -61,7 +69,10 @@ def scalar_as_text(value: Any) -> Any:
 
 
 def _count(value: Any) -> Any:
-    """Refuse `010`: YAML 1.1 reads it as 8 and YAML 1.2 as 10."""
+    """Refuse `010`: YAML 1.1 reads it as 8 and YAML 1.2 as 10; and a boolean, which would
+    count as 1 or 0."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a whole number, got the boolean {str(value).lower()}")
     if isinstance(value, PlainInt) and re.fullmatch(r"[-+]?0[0-9]+", value.raw):
         raise ValueError(
             f"{value.raw} is ambiguous (octal 8 in YAML 1.1, decimal in 1.2); "
@@ -73,7 +84,7 @@ def _count(value: Any) -> Any:
 def _param_value(value: Any) -> Any:
     if isinstance(value, PlainInt | PlainFloat):
         return _text(value)
-    return value
+    return _no_nul(value)
 
 
 _STEP_NAME = re.compile(r"[^\s\[\],'\"{}]([^\[\],'\"{}]*[^\s\[\],'\"{}])?")
@@ -133,6 +144,8 @@ def _param_name(value: str) -> str:
 Text = Annotated[str, BeforeValidator(_text)]
 Count = Annotated[int, BeforeValidator(_count), Field(ge=1)]
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+Timeout = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+"""A time limit: `timeout: 0` would fail every attempt at once."""
 Percent = Annotated[float, Field(gt=0, le=100)]
 StepName = Annotated[str, BeforeValidator(_text), AfterValidator(_step_name)]
 NeedName = Annotated[str, BeforeValidator(_text), AfterValidator(_need_name)]

@@ -963,3 +963,44 @@ def test_a_quoting_problem_inside_a_run_block_points_at_its_line() -> None:
         """
     )
     assert_problem(problem, 7, 13, "inside single quotes")
+
+
+@pytest.mark.parametrize(
+    ("yaml", "line", "col", "words"),
+    [
+        (  # it failed every attempt at once
+            "name: w\nsteps:\n  - {name: a, run: x, timeout: 0}\n",
+            3,
+            32,
+            ("timeout: must be greater than 0",),
+        ),
+        (
+            "name: w\nsteps:\n  - {name: a, run: x, rollback: {run: y, timeout: 0s}}\n",
+            3,
+            51,
+            ("rollback.timeout: must be greater than 0",),
+        ),
+        (  # a pool of `true` read as 1
+            "name: w\nresources: {db: true}\nsteps:\n  - {name: a, run: x}\n",
+            2,
+            17,
+            ("resources.db: expected a whole number, got the boolean true",),
+        ),
+        (  # it failed only at run time, exit 126
+            'name: w\nenv: {X: "a\\0b"}\nsteps:\n  - {name: a, run: x}\n',
+            2,
+            10,
+            ("env.X: holds a NUL byte",),
+        ),
+        (
+            'name: w\nparams:\n  p: {default: "x\\0y"}\nsteps:\n  - {name: a, run: x}\n',
+            3,
+            16,
+            ("default: holds a NUL byte",),
+        ),
+    ],
+)
+def test_values_no_step_could_run_with_are_refused_before_the_run(
+    yaml: str, line: int, col: int, words: tuple[str, ...]
+) -> None:
+    assert_problem(the_problem(yaml), line, col, *words)
