@@ -181,7 +181,7 @@ def _check_needs(
             if target == step.name:
                 findings.append(Finding(f"step '{step.name}' needs itself", path))
             elif target not in known:
-                hint = did_you_mean(need, known | set(instances))
+                hint = did_you_mean(need, known | set(instances)) or _the_steps(known, step.name)
                 findings.append(
                     Finding(f"step '{step.name}' needs unknown step '{need}'{hint}", path)
                 )
@@ -468,3 +468,12 @@ def param_env_name(name: str) -> str:
     return "TEMPEH_PARAM_" + "".join(
         c if c.isascii() and c.isalnum() else "_" for c in name.upper()
     )
+
+
+def _the_steps(known: Collection[str], asking: str, shown: int = 8) -> str:
+    """` (steps: a, b, c)`: what a step may need, when no name is close to what it asked."""
+    names = sorted(name for name in known if name != asking)
+    if not names:
+        return " (it is the only step)"
+    more = f", and {len(names) - shown} more" if len(names) > shown else ""
+    return f" (steps: {', '.join(names[:shown])}{more})"

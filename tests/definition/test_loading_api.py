@@ -166,7 +166,7 @@ def test_the_error_text_is_one_file_line_col_line_per_problem(tmp_path: Path) ->
         load_workflow(path)
     lines = str(caught.value).splitlines()
     assert len(lines) == 2
-    assert lines[0] == f"{path}:3:23: step 'a' needs unknown step 'zz'"
+    assert lines[0] == f"{path}:3:23: step 'a' needs unknown step 'zz' (steps: b)"
     assert lines[1].startswith(f"{path}:4:37: step 'b': timeout: '5x' is not a duration")
 
 

@@ -680,7 +680,7 @@ def test_problems_print_as_file_line_col_message_one_per_line() -> None:
         """
     )
     assert [str(p) for p in problems] == [
-        "deploy.yaml:3:23: step 'a' needs unknown step 'b'",
+        "deploy.yaml:3:23: step 'a' needs unknown step 'b' (it is the only step)",
         "deploy.yaml:4:12: duplicate step name 'a' (also step 1); step names must be unique",
     ]
 
