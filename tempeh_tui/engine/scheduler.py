@@ -259,11 +259,14 @@ class Scheduler:
         if self._tg is None:
             return
         held: list[tuple[float, int, str]] = []
+        # A pool a unit waits for is kept for it: units behind it in the order may not take
+        # what it frees, or a claim of 2 would wait behind any number of claims of 1.
+        kept: dict[str, str] = {}
         while self._ready:
             entry = heapq.heappop(self._ready)
             name = entry[2]
             unit = self.graph.units[name]
-            why = self._why_not(unit)
+            why = self._why_not(unit, kept)
             if why is None:
                 self._start(unit)
                 continue
@@ -271,6 +274,8 @@ class Scheduler:
             if why == SLOT:
                 break  # a full house holds everyone: no event, the unit is simply next
             self._wait(name, why)
+            for pool in self._short(unit):
+                kept.setdefault(pool, name)
             if why == HOST_LOAD or unit.step.exclusive:  # nothing behind it may pass
                 behind = why if why == HOST_LOAD else f"'{name}' to run alone first (exclusive)"
                 for _, _, other in self._ready:
@@ -279,7 +284,16 @@ class Scheduler:
         for entry in held:
             heapq.heappush(self._ready, entry)
 
-    def _why_not(self, unit: Unit) -> str | None:
+    def _short(self, unit: Unit) -> list[str]:
+        """The pools that have too little left for `unit`'s claims now."""
+        capacity = self.s.scope.workflow.resources
+        return [
+            pool
+            for pool, amount in unit.step.resources.items()
+            if self._pools[pool] + amount > capacity[pool]
+        ]
+
+    def _why_not(self, unit: Unit, kept: Mapping[str, str]) -> str | None:
         if self._exclusive_running:
             return "an exclusive step to finish"
         if unit.step.exclusive and self._running:
@@ -295,6 +309,8 @@ class Scheduler:
         for pool, amount in unit.step.resources.items():
             if self._pools[pool] + amount > capacity[pool]:
                 return f"resource '{pool}' ({self._pools[pool]}/{capacity[pool]} in use)"
+            if pool in kept:
+                return f"resource '{pool}' (kept for '{kept[pool]}', which comes first)"
         return None
 
     def _wait(self, name: str, why: str) -> None:

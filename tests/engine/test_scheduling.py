@@ -69,6 +69,34 @@ async def test_a_resource_pool_is_never_claimed_beyond_its_capacity() -> None:
     assert any("resource 'db'" in (e.reason or "") for e in waiting)
 
 
+async def test_a_bigger_claim_first_in_line_is_not_passed_by_smaller_ones() -> None:
+    """`big` needs both units of `db` and comes first (critical path); what the small steps
+    free is kept for it. It waited behind every small claim (each freed unit went to the
+    next small step), however long the line."""
+    smalls = "\n".join(
+        f'          - {{name: s{i}, run: "true", resources: {{db: 1}}}}' for i in range(6)
+    )
+    fake = FakeExecutor(default=FakeOutcome(duration=0.05))
+    run = await run_yaml(
+        f"""
+        name: w
+        resources: {{db: 2}}
+        max_concurrency: 10
+        steps:
+          - {{name: pre, run: "true", estimate: 10ms}}
+          - {{name: big, needs: [pre], run: "true", estimate: 10s, resources: {{db: 2}}}}
+{smalls}
+        """,
+        fake,
+    )
+    assert run.result.succeeded
+    started = [c.name for c in fake.calls]
+    # the two small steps that took the pool before `big` was ready, then `big`
+    assert started.index("big") <= 3, started
+    waiting = [e for e in run.of(StepStatusChanged) if e.status is StepStatus.WAITING]
+    assert any("kept for 'big'" in (e.reason or "") for e in waiting)
+
+
 async def test_an_exclusive_step_runs_with_nothing_beside_it() -> None:
     fake = FakeExecutor(default=SLOW)
     run = await run_yaml(
