@@ -400,6 +400,7 @@ class WorkflowEngine:
                 approvals=_approvals(build_graph(workflow), approve_all, approve),
                 reused=plan.reused(),
                 attempts_before={s.name: s.attempts for s in record.steps},
+                tries_before={s.name: s.tries_used for s in record.steps if s.tries_used},
                 probe=plan.probes(),
                 resumed=True,
                 first_seq=await store.last_seq(record.id),
@@ -456,6 +457,7 @@ class WorkflowEngine:
             checkpoint=store.checkpoint if store is not None else None,
             publish=store.flush if store is not None else None,
             attempts_before=run.attempts_before,
+            tries_before=run.tries_before,
             probe=run.probe,
             decisions=desk,
         )
@@ -634,6 +636,7 @@ class _RunSetup:
     approvals: Approvals
     reused: dict[str, UnitResult] = field(default_factory=dict)
     attempts_before: dict[str, int] = field(default_factory=dict)
+    tries_before: dict[str, int] = field(default_factory=dict)
     probe: frozenset[str] = frozenset()
     resumed: bool = False
     first_seq: int = 0

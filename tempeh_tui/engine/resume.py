@@ -15,7 +15,7 @@ from typing import Literal
 
 import anyio
 
-from tempeh_tui.definition.models import Workflow
+from tempeh_tui.definition.models import Step, Workflow
 from tempeh_tui.definition.yaml_reader import SourceMap
 from tempeh_tui.engine.decisions import (
     FAILURE_CHOICES,
@@ -185,7 +185,7 @@ def plan_resume(run: RunRecord, workflow: Workflow) -> ResumePlan:
                 f"was waiting to retry: attempt {last.attempt} had ended "
                 f"({last.error_class or 'failed'}, exit {last.exit_code}) and no process ran"
             )
-            decisions.append(UnitDecision(unit.name, "re-run", why, record))
+            decisions.append(UnitDecision(unit.name, "re-run", why + _tries(record, step), record))
         elif record.status is StepStatus.RUNNING:
             if step.check is not None:
                 why = "was running when the engine stopped; its check probe decides"
@@ -200,9 +200,8 @@ def plan_resume(run: RunRecord, workflow: Workflow) -> ResumePlan:
             why = "was skipped by its needs or `when`, which decide again"
             decisions.append(UnitDecision(unit.name, "decide again", why, record))
         else:
-            decisions.append(
-                UnitDecision(unit.name, "re-run", f"ended {record.status.value}", record)
-            )
+            why = f"ended {record.status.value}" + _tries(record, step)
+            decisions.append(UnitDecision(unit.name, "re-run", why, record))
     if (stop := _operator_stop(decisions)) is not None:  # the operator's answer stands
         then = _what_follows(stop)
         decisions = [
@@ -373,3 +372,12 @@ def _kill_leftovers(run: RunRecord, grace: float) -> list[int]:
     groups.discard(os.getpgid(me))
     terminate_groups(groups, grace)
     return sorted(groups)
+
+
+def _tries(record: StepRecord, step: Step) -> str:
+    """`; 2 of its 3 tries used`, for a unit stopped in its retries (`tries_used`)."""
+    used = record.tries_used
+    if not used:
+        return ""
+    allowed = step.retry.attempts if step.retry is not None else 1
+    return f"; {used} of its {allowed} tries used, {max(allowed - used, 1)} left"

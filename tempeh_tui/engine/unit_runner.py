@@ -100,6 +100,9 @@ class RunServices:
     question is asked: `tempeh decide` must find the run `paused`)."""
     attempts_before: Mapping[str, int] = field(default_factory=dict)
     """Attempts each unit made before a resume: numbering goes on from there."""
+    tries_before: Mapping[str, int] = field(default_factory=dict)
+    """Of its `retry.attempts`, what each unit stopped in a retry chain used before a resume
+    (`StepRecord.tries_used`): the chain goes on, it does not start again."""
     probe: frozenset[str] = frozenset()
     """Units in doubt after a crash whose `check` probe runs first (exit 0: already done)."""
     process_groups: set[int] = field(default_factory=set)
@@ -161,6 +164,7 @@ class UnitRunner:
         self.unit = unit
         self.step = unit.step
         self.attempts = services.attempts_before.get(unit.name, 0)
+        self._tries_before = services.tries_before.get(unit.name, 0)
         self.started_at: float | None = None
         self._exit_code: int | None = None  # of the last attempt that succeeded
         self._cache_key: str | None = None
@@ -238,7 +242,8 @@ class UnitRunner:
 
     async def _attempts(self, iteration: int, outputs: dict[str, str]) -> _Failure | None:
         policy = self.step.retry or _DEFAULT_RETRY
-        for tries in range(1, policy.attempts + 1):
+        first, self._tries_before = min(self._tries_before, policy.attempts - 1) + 1, 0
+        for tries in range(first, policy.attempts + 1):
             if tries > 1 or iteration == 1 or self.attempts == 0:
                 self.attempts += 1  # a loop's next iteration goes on in the same attempt
             attempt = self.attempts

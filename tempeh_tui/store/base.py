@@ -174,6 +174,24 @@ class StepRecord:
             history and history[-1].ended_at is not None and history[-1].attempt >= self.attempts
         )
 
+    @property
+    def tries_used(self) -> int:
+        """How many of its `retry.attempts` a unit stopped before it had failed for good
+        (running or interrupted, in an attempt or in the backoff before the next) has used:
+        its latest attempts that failed and were retried. A resume goes on with the rest;
+        a unit that failed for good, or never started, starts afresh."""
+        if self.status not in (StepStatus.RUNNING, StepStatus.INTERRUPTED):
+            return 0
+        history = list(self.attempt_history)
+        if history and history[-1].delay_after is None:
+            history.pop()  # what the stop cut short, or what was running: not a try used up
+        used = 0
+        for attempt in reversed(history):
+            if attempt.delay_after is None:
+                break  # not retried: it ended an earlier chain
+            used += 1
+        return used
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,

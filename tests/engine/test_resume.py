@@ -326,3 +326,46 @@ def test_a_refused_gate_counts_though_its_dead_engine_never_recorded_it_waiting(
     assert [(d.name, d.action) for d in plan.decisions] == [("ship", "as decided")]
     assert plan.operator_stop() == refusal
     assert plan.reused()["ship"].status is StepStatus.FAILED
+
+
+@pytest.mark.parametrize("stopped", ["in the backoff", "in an attempt"])
+async def test_a_unit_stopped_in_its_retries_goes_on_with_the_tries_it_has_left(
+    store: SqliteStore, stopped: str
+) -> None:
+    """`retry: {attempts: 3}`, stopped after two failed attempts (waiting for the third, or in
+    it): a resume makes the third and last. It started the budget again: five in all."""
+    workflow = parse_workflow(
+        "name: w\nsteps:\n  - name: a\n    run: deploy\n"
+        "    retry: {attempts: 3, delay: 1m, backoff: fixed}\n",
+        "w.yaml",
+    )
+    fail, hang = FakeOutcome(exit_code=1), FakeOutcome(duration=60)
+    first = FakeExecutor({"a": [fail, fail, hang]})
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:  # the second backoff lasts, if it is the stop
+        waits.append(seconds)
+        await anyio.sleep(60 if stopped == "in the backoff" and len(waits) == 2 else 0)
+
+    engine = WorkflowEngine(first, store, sleep=sleep)
+    retries: list[StepRetrying] = []
+    engine.subscribe(lambda e: retries.append(e) if isinstance(e, StepRetrying) else None)
+    with anyio.move_on_after(5) as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(engine.execute_workflow, workflow)
+            wanted = 2 if stopped == "in the backoff" else 3
+            while len(retries) < 2 or len(first.calls) < wanted:  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+            tg.cancel_scope.cancel()  # as Ctrl-C does: the run is recorded interrupted
+    assert not scope.cancelled_caught
+    (run,) = await store.list_runs()
+    assert (await store.get_run(run.id)).steps[0].tries_used == 2
+
+    again = FakeExecutor({"a": [fail]})
+    plans: list[ResumePlan] = []
+    result = await WorkflowEngine(again, store, sleep=sleep).resume(run.id, explain=plans.append)
+
+    assert "2 of its 3 tries used, 1 left" in plans[0].decisions[0].why
+
+    assert [c.attempt for c in again.calls] == [3 if stopped == "in the backoff" else 4]
+    assert result["a"].status is StepStatus.FAILED  # its last try: no fresh budget
