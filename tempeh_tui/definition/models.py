@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -226,7 +227,7 @@ class StepDefaults(_Frozen):
     idempotent: bool | None = None
     check: Text | None = None
     cache: CacheSpec | None = None
-    for_each: tuple[Any, ...] | None = None
+    for_each: tuple[ForEachItem, ...] | None = None
     max_parallel: Count | None = None
     until: Text | None = None
     max_iterations: Count | None = None
@@ -272,23 +273,23 @@ class StepDefaults(_Frozen):
 
 
 def _for_each_items(value: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
-    """Fan-out items: text, numbers (as the text they were written as), booleans, mappings."""
-    if value is None:
-        return value
-    if not value:
+    """At least one fan-out item (each checked by `_for_each_item`, where it stands)."""
+    if value is not None and not value:
         raise ValueError("for_each needs at least one item")
-    items = []
-    for position, item in enumerate(value, 1):
-        if not isinstance(item, str | int | float | bool | dict):
-            raise ValueError(
-                f"item {position} is {'empty' if item is None else 'a list'}; "
-                "items must be text, numbers, booleans or mappings"
-            )
-        try:
-            items.append(scalar_as_text(item))
-        except ValueError as exc:
-            raise ValueError(f"item {position}: {exc}") from None
-    return tuple(items)
+    return value
+
+
+def _for_each_item(item: Any) -> Any:
+    """A fan-out item: text, a number (as the text it was written as), a boolean, a mapping."""
+    if not isinstance(item, str | int | float | bool | dict):
+        raise ValueError(
+            f"the item is {'empty' if item is None else 'a list'}; "
+            "items must be text, numbers, booleans or mappings"
+        )
+    return scalar_as_text(item)
+
+
+ForEachItem = Annotated[Any, BeforeValidator(_for_each_item)]
 
 
 STEP_ALIASES = {"command": "run", "dependencies": "needs"}
@@ -323,7 +324,7 @@ class Step(_Frozen):
     idempotent: bool = True
     check: Text | None = None
     cache: CacheSpec | None = None
-    for_each: tuple[Any, ...] | None = None
+    for_each: tuple[ForEachItem, ...] | None = None
     max_parallel: Count | None = None
     until: Text | None = None
     max_iterations: Count | None = None

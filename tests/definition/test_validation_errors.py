@@ -762,7 +762,7 @@ def test_a_number_in_for_each_that_yaml_reads_otherwise_asks_for_quotes(
           - {{name: deploy, for_each: {items}, run: 'echo "{{{{ item }}}}"'}}
         """
     )
-    assert f"for_each: item {position}" in problem.message
+    assert f"for_each[{position - 1}]: YAML reads {raw}" in problem.message
     assert f'write it in quotes ("{raw}")' in problem.message
 
 
@@ -1004,3 +1004,20 @@ def test_values_no_step_could_run_with_are_refused_before_the_run(
     yaml: str, line: int, col: int, words: tuple[str, ...]
 ) -> None:
     assert_problem(the_problem(yaml), line, col, *words)
+
+
+def test_every_bad_item_of_a_fan_out_is_reported_where_it_stands() -> None:
+    """Only the first was, at the list's position."""
+    problems = problems_in(
+        """
+        name: shop
+        steps:
+          - {name: deploy, for_each: [1, 010, 2.0, 1.10, [x]], run: 'echo "{{ item }}"'}
+        """
+    )
+    assert [(p.line, p.col) for p in problems] == [(3, 34), (3, 44), (3, 50)]
+    assert [p.message.split(": ", 2)[1] for p in problems] == [
+        "for_each[1]",
+        "for_each[3]",
+        "for_each[4]",
+    ]
