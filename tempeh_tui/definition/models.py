@@ -180,7 +180,7 @@ class RollbackSpec(_Frozen):
     @model_validator(mode="before")
     @classmethod
     def _bare_command(cls, data: Any) -> Any:
-        if isinstance(data, str):
+        if isinstance(data, str | int | float):  # a number is judged as the command's text
             return {"run": data}
         if isinstance(data, dict) and "command" in data and "run" not in data:
             return {("run" if k == "command" else k): v for k, v in data.items()}

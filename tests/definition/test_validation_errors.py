@@ -1021,3 +1021,9 @@ def test_every_bad_item_of_a_fan_out_is_reported_where_it_stands() -> None:
         "for_each[3]",
         "for_each[4]",
     ]
+
+
+def test_a_rollback_given_as_a_number_is_judged_as_its_command() -> None:
+    """It said "expected a mapping", although a rollback may be a command's text."""
+    problem = the_problem("name: w\nsteps:\n  - {name: a, run: x, rollback: 010}\n")
+    assert_problem(problem, 3, 33, "rollback.run: YAML reads 010", 'write it in quotes ("010")')
