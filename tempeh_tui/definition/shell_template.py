@@ -18,6 +18,12 @@ from tempeh_tui.definition.expressions import (
     parse_expression,
     template_expressions,
 )
+from tempeh_tui.definition.shell_handoff import (
+    handed_to_an_interpreter,
+    heredoc_read_as_code,
+    pipelines,
+    ssh_remote_command,
+)
 
 __all__ = [
     "CODE_IN_BRACKETS",
@@ -172,11 +178,12 @@ def parse_shell_template(command: str) -> ShellTemplate:
                 "use double quotes or no quotes around it",
                 match.start(),
             )
-        if state is Quoting.HEREDOC and _heredoc_feeds_a_shell(scanner.heredoc_line or ""):
+        if state is Quoting.HEREDOC and scanner.in_a_script:
             raise ExpressionError(
                 f"'{{{{ {expr} }}}}' is in a heredoc that a shell reads as its script, where "
                 "bash evaluates a value as code even from a variable; pass the value as an "
-                "argument instead: bash -s -- {{ value }} <<'EOF' (then \"$1\" in the script)",
+                "argument instead (bash -s -- {{ value }} <<'EOF', then \"$1\" in the script; "
+                "through ssh, from the step's env, quoted with printf %q)",
                 match.start(),
             )
         try:
@@ -203,7 +210,10 @@ _INTEGER_DECLARATION = re.compile(
 _NAME_PLACES = (
     # (what is at the end of the text before the braces, what bash reads there)
     (re.compile(r"(?:\[\[?|\btest)\s+(?:!\s+)?-v\s+[^\s;&|]*$"), "the name after -v"),
-    (re.compile(_COMMAND_START + r"printf\s+-v\s+[^\s;&|]*$"), "the name after printf -v"),
+    (
+        re.compile(_COMMAND_START + r"printf\s+-v\s+[^\s;&|]*$"),
+        "the name after printf -v",
+    ),
     (
         re.compile(_COMMAND_START + r"(?:declare|typeset|local)\s+-\w*n\w*\s+[^\n;&|]*$"),
         "a nameref",
@@ -244,6 +254,11 @@ _HINTS = {
     "a script a shell reads from a here-string": "run the commands directly",
     "a script piped into a shell": "run the commands directly",
     "a script a shell reads from a process substitution": "run the commands directly",
+    "the command line ssh hands the remote shell": (
+        "ssh joins its arguments into a command line the remote shell parses: set the value "
+        'in the step\'s env (env: {V: "{{ value }}"}) and quote it for the remote shell: '
+        'ssh host "deploy $(printf %q "$V")"'
+    ),
     "the script of a sh -c": (
         "pass the value as an argument instead: bash -c '... \"$1\" ...' _ {{ value }}"
     ),
@@ -254,7 +269,10 @@ _COMPOUND_ARRAY = re.compile(r"=\([^)]*\[$")
 
 
 def _refuse_arithmetic(
-    literals: list[str], expressions: list[str], offsets: list[int], quoting: list[Quoting]
+    literals: list[str],
+    expressions: list[str],
+    offsets: list[int],
+    quoting: list[Quoting],
 ) -> None:
     """Refuse `{{ }}` where bash evaluates a variable's value as arithmetic.
 
@@ -298,137 +316,63 @@ _SHELL_READS_SUBSTITUTION = re.compile(
     r"(?:\bsource|(?:^|[\s;&|(])\.|(?<![\w-])" + _SHELL + r")\s+(?:-\w+\s+)*<?\s*<\([^)]*$"
 )
 """`source <(...)`, `bash <(...)`, `bash < <(...)`: a shell's script from a substitution."""
-_INTERPRETERS = frozenset(
-    {
-        "sh",
-        "bash",
-        "dash",
-        "zsh",
-        "ksh",
-        "mksh",
-        "ash",
-        "busybox",
-        "python",
-        "python2",
-        "python3",
-        "perl",
-        "ruby",
-        "node",
-        "php",
-        "lua",
-        "tclsh",
-    }
-)
-"""Programs that run the script they read from their standard input when given none."""
-_WRAPPERS = frozenset(
-    {
-        "env",
-        "command",
-        "exec",
-        "nice",
-        "nohup",
-        "timeout",
-        "time",
-        "sudo",
-        "doas",
-        "stdbuf",
-        "setsid",
-        "ionice",
-        "chrt",
-        "builtin",
-    }
-)
-"""Commands that run the command after them (their options and arguments in between)."""
-_OPTION_WITH_ARGUMENT = frozenset({"-u", "-g", "-n", "-k", "-s", "-c", "-C", "-p", "-t", "-U"})
-_WRAPPER_ARGUMENT = re.compile(r"\d+(?:\.\d+)?[smhd]?|[A-Za-z_][A-Za-z0-9_]*=\S*|--?")
-"""What a wrapper takes besides options: a number or duration (`nice 10`, `timeout 5s`),
-an assignment (`env A=1`), `--`."""
-_PIPE = re.compile(r"(?<!\|)\|&?(?!\|)")
-_REDIRECTION = re.compile(r"\d*(?:<|>)")
-"""A word that redirects (`<<EOF`, `>out`, `2>&1`), not one the command gets."""
-_COMMAND_END = re.compile(r";|&&|\|\||(?<![<>|])&(?![>&])|\)")
-
-
-def _reads_its_script_from_stdin(command: str) -> bool:
-    """Whether the simple command `command` (its words, redirections left out) runs an
-    interpreter that reads its script from standard input: `bash`, `sh -s`, `/bin/sh`,
-    `sudo -u app bash`, `timeout 5 bash`, `env sh`, `python3`, `ssh host`, `ssh host bash`;
-    not `sh deploy.sh`, `bash -c '...'` or `grep bash`."""
-    words = [w for w in command.split() if not _REDIRECTION.match(w)]
-    i = 0
-    while i < len(words) and "=" in words[i] and not words[i].startswith("-"):
-        i += 1  # A=1 cmd
-    while i < len(words) and words[i].rsplit("/", 1)[-1] in _WRAPPERS:
-        i += 1
-        while i < len(words) and (
-            words[i].startswith("-") or _WRAPPER_ARGUMENT.fullmatch(words[i])
-        ):
-            i += 2 if words[i] in _OPTION_WITH_ARGUMENT else 1
-    if i >= len(words):
-        return False
-    name = words[i].rsplit("/", 1)[-1]
-    rest = words[i + 1 :]
-    if name == "ssh":  # `ssh [options] host [shell]`: a shell on the other end reads it
-        while rest and rest[0].startswith("-"):
-            rest = (
-                rest[2:]
-                if len(rest[0]) == 2 and rest[0] in ("-p", "-i", "-l", "-o", "-F", "-J", "-L", "-R")
-                else rest[1:]
-            )
-        return len(rest) == 1 or (
-            len(rest) >= 2 and _reads_its_script_from_stdin(" ".join(rest[1:]))
-        )
-    if name == "busybox" and rest:
-        return _reads_its_script_from_stdin(" ".join(rest))
-    if name not in _INTERPRETERS and not re.fullmatch(r"python[\d.]*", name):
-        return False
-    return all(w.startswith("-") and w not in ("-c", "-e", "-m") for w in rest) or (
-        rest[:1] == ["-s"]  # `sh -s ARGS`: the arguments are $1..., the script is stdin
-    )
-
-
-def _feeds_a_shell(line: str) -> bool:
-    """Whether a command line (a pipeline) hands what its first command reads or prints to
-    a program that runs it as a script: `... | bash`, `bash <<EOF`, `cat <<EOF | sudo sh`."""
-    commands = _PIPE.split(_COMMAND_END.split(line, 1)[0])
-    return any(_reads_its_script_from_stdin(c) for c in commands)
-
-
-def _heredoc_feeds_a_shell(line: str) -> bool:
-    """Whether the command on `line` that takes a heredoc (`<<`) runs it as a script:
-    `bash <<EOF`, `sudo sh -s <<EOF`, `ssh host <<EOF`, `cat <<EOF | bash`."""
-    return any(
-        "<<" in part and any(_reads_its_script_from_stdin(c) for c in _PIPE.split(part))
-        for part in _COMMAND_END.split(line)
-    )
 
 
 def _read_as_a_script(text: str, offset: int) -> str | None:
-    """Whether the line at `offset` hands its text to a shell to run: piped into one
-    (`echo "{{ v }}" | bash`), or read through a process substitution (`source <(...)`)."""
-    start = text.rfind("\n", 0, offset) + 1
-    rest = _logical_line(text, offset)
-    for command in _PIPE.split(_COMMAND_END.split(rest, 1)[0])[1:]:
-        if _reads_its_script_from_stdin(command):
+    """Whether the value at `offset` reaches another interpreter as code (`shell_handoff`):
+    piped into one, read through a process substitution or a here-string, or in the command
+    line ssh hands the remote shell."""
+    start, line = _logical_line(text, offset)
+    at = offset - start
+    for pipeline in pipelines(line):
+        index = pipeline.index_at(at)
+        if index is None:
+            continue
+        command, begins = pipeline.commands[index], pipeline.starts[index]
+        if any(handed_to_an_interpreter(c) for c in pipeline.commands[index + 1 :]):
             return "a script piped into a shell"
-    if _SHELL_READS_SUBSTITUTION.search(text, start, offset):
+        if any(_substitution_runs_it(c) for c in pipeline.commands[index:]):
+            return "a script a shell reads from a process substitution"
+        if "<<<" in command[: at - begins] and handed_to_an_interpreter(command):
+            return "a script a shell reads from a here-string"
+        if ssh_remote_command(command, at - begins):
+            return "the command line ssh hands the remote shell"
+        break
+    if _SHELL_READS_SUBSTITUTION.search(text, text.rfind("\n", 0, offset) + 1, offset):
         return "a script a shell reads from a process substitution"
     return None
 
 
-def _logical_line(text: str, offset: int) -> str:
-    """From `offset` to the end of its command line: over backslash-newlines, and over a
-    newline after a trailing `|` (a pipeline goes on on the next line)."""
+def _substitution_runs_it(command: str) -> bool:
+    """`tee >(bash)`: a process substitution that runs what it is written."""
+    return any(handed_to_an_interpreter(inner) for inner in re.findall(r">\(([^()]*)\)", command))
+
+
+def _logical_line(text: str, offset: int) -> tuple[int, str]:
+    """The command line around `offset` (where it starts, and its text): over backslash-
+    newlines and over a newline after a trailing `|`, both turned into spaces (so that
+    offsets in it are offsets in `text` less its start)."""
+    start = text.rfind("\n", 0, offset) + 1
+    while start > 0:
+        before = text[text.rfind("\n", 0, start - 1) + 1 : start - 1]
+        if not (before.endswith("\\") or before.rstrip().endswith(("|", "|&"))):
+            break
+        start = text.rfind("\n", 0, start - 1) + 1
     end = offset
     while True:
         newline = text.find("\n", end)
         if newline < 0:
-            return text[offset:]
-        line = text[offset:newline]
-        if line.endswith("\\") or line.rstrip().endswith(("|", "|&")):
+            end = len(text)
+            break
+        physical = text[start:newline]
+        if physical.endswith("\\") or physical.rstrip().endswith(("|", "|&")):
             end = newline + 1
             continue
-        return text[offset:newline].replace("\\\n", " ")
+        end = newline
+        break
+    line = text[start:end].replace("\\\n", "  ")
+    line = re.sub(r"(\|&?[ \t]*)\n", lambda m: m.group(1) + " ", line)
+    return start, line
 
 
 def _arith_context(text: str, offset: int) -> str | None:
@@ -517,13 +461,14 @@ class _QuoteScanner:
         self._comment = False
         self._prev = "\n"
         self._line = ""
-        self._pending_heredocs: list[tuple[str, bool, str]] = []
-        self._heredoc: tuple[str, bool, str] | None = None  # delimiter, quoted, its line
+        self._pending_heredocs: list[tuple[str, bool, bool]] = []
+        # delimiter, quoted, read as a script (`bash <<EOF`: see `heredoc_read_as_code`)
+        self._heredoc: tuple[str, bool, bool] | None = None
 
     @property
-    def heredoc_line(self) -> str | None:
-        """The command line that opened the heredoc being read, if one is."""
-        return None if self._heredoc is None else self._heredoc[2]
+    def in_a_script(self) -> bool:
+        """Whether the heredoc being read is read as a script (`bash <<EOF`)."""
+        return self._heredoc is not None and self._heredoc[2]
 
     @property
     def state(self) -> Quoting:
@@ -605,10 +550,16 @@ class _QuoteScanner:
         for match in _HEREDOC.finditer(self._line):
             quoted = match.group(3) is None or "\\" in match.group(0)
             delimiter = match.group(1) or match.group(2) or match.group(3)
-            self._pending_heredocs.append((delimiter, quoted, self._line))
+            read = heredoc_read_as_code(self._line, match.start())
+            self._pending_heredocs.append((delimiter, quoted, read))
         self._line = ""
         if self._pending_heredocs:
             self._heredoc = self._pending_heredocs.pop(0)
 
 
-_QUOTING = {"": Quoting.NONE, "'": Quoting.SINGLE, '"': Quoting.DOUBLE, "$'": Quoting.ANSI_C}
+_QUOTING = {
+    "": Quoting.NONE,
+    "'": Quoting.SINGLE,
+    '"': Quoting.DOUBLE,
+    "$'": Quoting.ANSI_C,
+}

@@ -387,3 +387,62 @@ def test_a_value_completed_into_code_by_the_script_is_refused(
     with pytest.raises(ExpressionError, match="in an array subscript or a parenthesized list"):
         template.render([value])
     assert_it_would_run(template, value, tmp_path)  # what the refusal prevents
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        'echo "{{ x }}" | bash -x -s arg',
+        'echo "{{ x }}" | sudo -k bash',
+        'echo "{{ x }}" | python3 - arg',
+        "bash /dev/stdin <<EOF\n{{ x }}\nEOF",
+        ". /dev/stdin <<EOF\n{{ x }}\nEOF",
+        "ssh host 'bash -s' <<EOF\n{{ x }}\nEOF",
+        'ssh host "sudo bash" <<EOF\n{{ x }}\nEOF',
+        "ssh host -p 2222 <<EOF\n{{ x }}\nEOF",
+        "ssh -c aes128-ctr host <<EOF\n{{ x }}\nEOF",
+        'echo "{{ x }}" | sudo -i',
+        'echo "{{ x }}" | sudo -iu deploy',
+        'echo "{{ x }}" | sudo su - app',
+        'echo "{{ x }}" | su - app',
+        "docker exec -i c sh <<EOF\n{{ x }}\nEOF",
+        "kubectl exec -i pod -- sh <<EOF\n{{ x }}\nEOF",
+        'echo "{{ x }}" | runuser -u app bash',
+        'echo "{{ x }}" | flock /run/lock bash',
+        "{ cat <<EOF; } | bash\n{{ x }}\nEOF",
+        "(cat <<EOF) | bash\n{{ x }}\nEOF",
+        'ssh host <<< "{{ x }}"',
+        'python3 <<< "{{ x }}"',
+        'echo "{{ x }}" | xargs -I{} sh -c "echo {}"',
+        'echo "{{ x }}" | tee >(bash)',
+        'ssh host "systemctl restart {{ x }}"',
+        "ssh -p 22 host deploy {{ x }}",
+        "ssh host bash -s -- {{ x }} <<'EOF'\necho \"$1\"\nEOF",
+    ],
+)
+def test_a_value_another_interpreter_would_run_as_code_is_refused(command: str) -> None:
+    """Spellings the first check did not know (found by an audit and a review)."""
+    with pytest.raises(ExpressionError, match="bash evaluates a value as code"):
+        parse_shell_template(command)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "cat {{ x }} | sed 's|#!/usr/bin/env python|#!/usr/bin/env python3|' > run.py",
+        "curl -fsS {{ x }} | sed 's|/bin/bash|/bin/sh|' > install.sh",
+        "getent passwd {{ x }} | grep -qE ':/bin/(bash|zsh)$'",
+        "cat <<A > /etc/conf; ssh host <<B\nv={{ x }}\nA\nuptime\nB",
+        "kubectl apply -f - <<EOF\nimage: {{ x }}\nEOF",
+        "sudo -u postgres psql <<EOF\nselect {{ x }};\nEOF",
+        "ssh host cat <<EOF\n{{ x }}\nEOF",
+        "echo {{ x }} | xargs -n1 echo",
+        "echo {{ x }} | sudo tee /etc/app.conf",
+        "scp {{ x }} host:/tmp/",
+        "ssh {{ x }} uptime",
+        'echo "{{ x }}" | ssh host "cat > /tmp/x"',
+    ],
+)
+def test_values_handed_to_programs_as_data_are_fine(command: str) -> None:
+    """A `|` in quotes is no pipe, and a heredoc is judged by the command it is given to."""
+    assert parse_shell_template(command).expressions == ("x",)
