@@ -233,22 +233,28 @@ def _all_succeeded(wg: WorkflowGraph, status: dict[str, StepStatus]) -> list[str
 def _with_dependents(
     wg: WorkflowGraph, units: list[str], status: dict[str, StepStatus], reasons: dict[str, str]
 ) -> list[str]:
-    """The requested units and, transitively, the units that need them and did something."""
+    """The requested units and, transitively, the units that need them and did something:
+    also through a unit that did nothing to undo (it failed with `continue_on_error`, or was
+    skipped), which would leave what was built on a requested unit in place."""
     undoable = COMPENSABLE | {StepStatus.ROLLED_BACK}
-    origin = {name: name for name in units}  # the requested unit each chosen one leads back to
+    origin = {name: name for name in units}  # the requested unit each reached one leads back to
+    chosen = set(units)
     reasons.update(dict.fromkeys(units, "requested"))
     for name in _topological(wg):
-        if name in origin or status.get(name) not in undoable:
+        if name in origin:
             continue
         need = next((n for n in wg.needs(name) if n in origin), None)
         if need is None:
             continue
         origin[name] = origin[need]
-        if need == origin[need] or wg.units[need].step.rollback is not None:
+        if status.get(name) not in undoable:
+            continue  # nothing of its own to undo; what needs it may have
+        chosen.add(name)
+        if need == origin[need] or (need in chosen and wg.units[need].step.rollback is not None):
             reasons[name] = f"added: it needs {need}, which is rolled back"
         else:  # `need` has nothing to undo itself: say what it leads back to
             reasons[name] = f"added: it needs {need}, which needs {origin[need]} (rolled back)"
-    return [n for n in wg.units if n in origin]
+    return [n for n in wg.units if n in chosen]
 
 
 def _after(wg: WorkflowGraph, planned: list[str]) -> dict[str, set[str]]:

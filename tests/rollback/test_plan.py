@@ -203,3 +203,34 @@ async def test_a_step_added_through_one_with_nothing_to_undo_says_so(tmp_path: P
 
     assert plan.why == {"z": "added: it needs m, which needs a (rolled back)", "a": "requested"}
     assert plan.nothing_to_undo == ("m",)
+
+
+@pytest.mark.parametrize(
+    ("middle", "fails"),
+    [
+        ({"continue_on_error": True}, True),  # failed, tolerated
+        ({"when": "false"}, False),  # skipped
+    ],
+)
+async def test_partial_rollback_adds_dependents_reached_through_a_step_that_did_nothing(
+    tmp_path: Path, middle: dict[str, Any], fails: bool
+) -> None:
+    """`app` needs `notify`, which needs `db`; `notify` failed (tolerated) or was skipped.
+    Rolling back `db` must take `app` along: it left `app`, built on `db`, in place."""
+    ledger = tmp_path / "ledger"
+    plan = await plan_for(
+        tmp_path,
+        [
+            ledger_step("db", ledger),
+            ledger_step("notify", ledger, needs=["db"], rollback=False, **middle),
+            ledger_step("app", ledger, needs=["notify"]),
+        ],
+        ["db"],
+        FakeExecutor({"notify": [FakeOutcome(exit_code=1)]} if fails else {}),
+    )
+
+    assert plan.order == ("app", "db")
+    assert plan.why == {
+        "app": "added: it needs notify, which needs db (rolled back)",
+        "db": "requested",
+    }
