@@ -259,9 +259,10 @@ class Scheduler:
         if self._tg is None:
             return
         held: list[tuple[float, int, str]] = []
-        # A pool a unit waits for is kept for it: units behind it in the order may not take
-        # what it frees, or a claim of 2 would wait behind any number of claims of 1.
-        kept: dict[str, str] = {}
+        # What a unit waits for in a pool is kept for it: units behind it in the order may
+        # take only what leaves room for its claim, or a claim of 2 would wait behind any
+        # number of claims of 1.
+        kept: dict[str, tuple[int, str]] = {}  # pool -> (units kept, for whom first)
         while self._ready:
             entry = heapq.heappop(self._ready)
             name = entry[2]
@@ -274,8 +275,10 @@ class Scheduler:
             if why == SLOT:
                 break  # a full house holds everyone: no event, the unit is simply next
             self._wait(name, why)
-            for pool in self._short(unit):
-                kept.setdefault(pool, name)
+            if why.startswith("resource '"):  # (not when something else holds it back)
+                for pool in self._short(unit):
+                    amount, first = kept.get(pool, (0, name))
+                    kept[pool] = (amount + unit.step.resources[pool], first)
             if why == HOST_LOAD or unit.step.exclusive:  # nothing behind it may pass
                 behind = why if why == HOST_LOAD else f"'{name}' to run alone first (exclusive)"
                 for _, _, other in self._ready:
@@ -293,7 +296,7 @@ class Scheduler:
             if self._pools[pool] + amount > capacity[pool]
         ]
 
-    def _why_not(self, unit: Unit, kept: Mapping[str, str]) -> str | None:
+    def _why_not(self, unit: Unit, kept: Mapping[str, tuple[int, str]]) -> str | None:
         if self._exclusive_running:
             return "an exclusive step to finish"
         if unit.step.exclusive and self._running:
@@ -309,8 +312,9 @@ class Scheduler:
         for pool, amount in unit.step.resources.items():
             if self._pools[pool] + amount > capacity[pool]:
                 return f"resource '{pool}' ({self._pools[pool]}/{capacity[pool]} in use)"
-            if pool in kept:
-                return f"resource '{pool}' (kept for '{kept[pool]}', which comes first)"
+            held, first = kept.get(pool, (0, ""))
+            if held and held + amount > capacity[pool]:  # it could not run beside them
+                return f"resource '{pool}' (kept for '{first}', which comes first)"
         return None
 
     def _wait(self, name: str, why: str) -> None:

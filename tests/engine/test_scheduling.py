@@ -97,6 +97,25 @@ async def test_a_bigger_claim_first_in_line_is_not_passed_by_smaller_ones() -> N
     assert any("kept for 'big'" in (e.reason or "") for e in waiting)
 
 
+async def test_what_a_waiting_claim_leaves_room_for_is_not_kept_from_others() -> None:
+    """`k` waits for 2 of the 3 units `x` holds 2 of; `d` takes the third (it can run beside
+    `k` later): keeping the whole pool for `k` left it idle."""
+    fake = FakeExecutor(default=FakeOutcome(duration=0.1))
+    run = await run_yaml(
+        """
+        name: w
+        resources: {db: 3}
+        steps:
+          - {name: x, run: "true", estimate: 10s, resources: {db: 2}}
+          - {name: k, run: "true", estimate: 5s, resources: {db: 2}}
+          - {name: d, run: "true", estimate: 1s, resources: {db: 1}}
+        """,
+        fake,
+    )
+    assert run.overlapping("x", "d")
+    assert not run.overlapping("x", "k")
+
+
 async def test_an_exclusive_step_runs_with_nothing_beside_it() -> None:
     fake = FakeExecutor(default=SLOW)
     run = await run_yaml(
