@@ -543,6 +543,7 @@ class WorkflowEngine:
         self._rolling_back = anyio.CancelScope()
         manager = RollbackManager(store, self._executor, environ=self._environ, grace=self._grace)
         plan = await manager.plan_rollback(record.id, requested)
+        graph = build_graph(stored_workflow(record))
         first_seq = await store.last_seq(record.id)
         bus = EventBus(record.id, first_seq, [store.record, *self._subscribers])
         if why is not None:
@@ -560,7 +561,7 @@ class WorkflowEngine:
             done.message,
             done.started_at,
             done.ended_at,
-            rollback_on_request=why is None and not _failed_before(record),
+            rollback_on_request=why is None and not _failed_before(record, graph),
         )
 
     async def _roll_back(
@@ -734,10 +735,12 @@ def _why(exc: BaseException) -> str:
     return f"stopped by an error: {type(exc).__name__}: {exc}"
 
 
-def _failed_before(record: RunRecord) -> bool:
-    """Whether the run had failed before its rollback began: a unit failed, or an operator
-    stopped it (an `abort` or `rollback` answer, to a failure or an approval gate)."""
-    if any(step.status is StepStatus.FAILED for step in record.steps):
+def _failed_before(record: RunRecord, graph: WorkflowGraph) -> bool:
+    """Whether the run had failed before its rollback began: a unit failed (one whose step
+    has `continue_on_error` does not fail the run), or an operator stopped it (an `abort`
+    or `rollback` answer, to a failure or an approval gate)."""
+    tolerated = {n for n, u in graph.units.items() if u.step.continue_on_error}
+    if any(s.status is StepStatus.FAILED and s.name not in tolerated for s in record.steps):
         return True
     return any(d.answer in (Decision.ABORT, Decision.ROLLBACK) for d in record.decisions)
 

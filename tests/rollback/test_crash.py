@@ -8,11 +8,13 @@ import json
 import signal
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import anyio
 import pytest
 
+from tempeh_tui.engine.fake_executor import FakeExecutor, FakeOutcome
 from tempeh_tui.engine.unit_runner import scratch_folders
 from tests.cli.process import start_tempeh
 
@@ -181,3 +183,30 @@ steps:
 
 def _text(path: Path) -> str:
     return path.read_text() if path.exists() else ""
+
+
+def test_resume_of_a_killed_rollback_of_a_run_that_tolerated_a_failure_exits_0(
+    tmp_path: Path,
+) -> None:
+    """A step that failed with `continue_on_error` did not fail the run: finishing the
+    rollback its operator asked for is a success (it exited 3, "failed and rolled back")."""
+    db, ledger = tmp_path / "t.db", tmp_path / "ledger"
+    undo = f'echo "$TEMPEH_STEP" >> "{ledger}"; sleep 0.5'
+    verify = f'grep -qx "$TEMPEH_STEP" "{ledger}"'  # a compensation in doubt is not run twice
+    steps = [
+        ledger_step("a", ledger, undo=undo, verify=verify),
+        ledger_step("flaky", ledger, rollback=False, continue_on_error=True),
+        ledger_step("b", ledger, needs=["a"], undo=undo, verify=verify),
+    ]
+    fake = FakeExecutor({"flaky": [FakeOutcome(exit_code=1)]})
+    run = anyio.run(partial(run_workflow, db, write_workflow(tmp_path, steps), executor=fake))
+    assert run.succeeded
+
+    first = tempeh("rollback", run.run_id, "--yes", "--json", db=db)
+    wait_for_lines(ledger, 1)
+    first.send_signal(signal.SIGKILL)
+    first.communicate()
+    second = tempeh("resume", run.run_id, db=db)
+    out, err = second.communicate(timeout=60)
+    assert second.returncode == 0, out + err
+    assert Counter(compensated(ledger)) == {"a": 1, "b": 1}
