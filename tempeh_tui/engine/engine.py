@@ -400,7 +400,7 @@ class WorkflowEngine:
                 approvals=_approvals(build_graph(workflow), approve_all, approve),
                 reused=plan.reused(),
                 attempts_before={s.name: s.attempts for s in record.steps},
-                tries_before={s.name: s.tries_used for s in record.steps if s.tries_used},
+                tries_before=_tries_before(record, build_graph(workflow)),
                 probe=plan.probes(),
                 resumed=True,
                 first_seq=await store.last_seq(record.id),
@@ -733,6 +733,17 @@ def _why(exc: BaseException) -> str:
     if isinstance(exc, anyio.get_cancelled_exc_class()):
         return "stopped by its caller (cancelled)"
     return f"stopped by an error: {type(exc).__name__}: {exc}"
+
+
+def _tries_before(record: RunRecord, graph: WorkflowGraph) -> dict[str, int]:
+    """Per unit stopped in a retry chain, the tries it used (`StepRecord.tries_used`). Not
+    for an `until` loop: a resume starts it again at its first iteration, and what its
+    attempts record cannot tell an earlier iteration's retries from this one's."""
+    return {
+        s.name: s.tries_used
+        for s in record.steps
+        if s.tries_used and s.name in graph.units and graph.units[s.name].step.until is None
+    }
 
 
 def _failed_before(record: RunRecord, graph: WorkflowGraph) -> bool:

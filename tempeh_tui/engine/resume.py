@@ -195,6 +195,7 @@ def plan_resume(run: RunRecord, workflow: Workflow) -> ResumePlan:
                 decisions.append(UnitDecision(unit.name, "in doubt", why, record, confirm=True))
             else:
                 why = "was running when the engine stopped; idempotent, so it runs again"
+                why += _tries(record, step)
                 decisions.append(UnitDecision(unit.name, "in doubt", why, record))
         elif record.status is StepStatus.SKIPPED:
             why = "was skipped by its needs or `when`, which decide again"
@@ -377,7 +378,7 @@ def _kill_leftovers(run: RunRecord, grace: float) -> list[int]:
 def _tries(record: StepRecord, step: Step) -> str:
     """`; 2 of its 3 tries used`, for a unit stopped in its retries (`tries_used`)."""
     used = record.tries_used
-    if not used:
+    if not used or step.until is not None:  # a loop starts again (see engine._tries_before)
         return ""
     allowed = step.retry.attempts if step.retry is not None else 1
     return f"; {used} of its {allowed} tries used, {max(allowed - used, 1)} left"

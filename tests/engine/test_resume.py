@@ -369,3 +369,43 @@ async def test_a_unit_stopped_in_its_retries_goes_on_with_the_tries_it_has_left(
 
     assert [c.attempt for c in again.calls] == [3 if stopped == "in the backoff" else 4]
     assert result["a"].status is StepStatus.FAILED  # its last try: no fresh budget
+
+
+async def test_a_loop_stopped_in_its_retries_starts_again_with_its_whole_budget(
+    store: SqliteStore,
+) -> None:
+    """An `until` loop resumes at its first iteration, and its attempts cannot tell an
+    earlier iteration's retries from this one's: it gets all its tries (it got too few)."""
+    workflow = parse_workflow(
+        "name: w\nsteps:\n  - name: a\n    run: deploy\n    until: \"outputs.done == 'yes'\"\n"
+        "    max_iterations: 3\n    retry: {attempts: 3, delay: 1m, backoff: fixed}\n",
+        "w.yaml",
+    )
+    fail = FakeOutcome(exit_code=1)
+    first = FakeExecutor({"a": [fail, fail]})
+    waits: list[float] = []
+    first_run = True
+
+    async def sleep(seconds: float) -> None:  # its second backoff lasts: the run stops in it
+        waits.append(seconds)
+        await anyio.sleep(60 if first_run and len(waits) == 2 else 0)
+
+    retries: list[StepRetrying] = []
+    engine = WorkflowEngine(first, store, sleep=sleep)
+    engine.subscribe(lambda e: retries.append(e) if isinstance(e, StepRetrying) else None)
+    with anyio.move_on_after(5) as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(engine.execute_workflow, workflow)
+            while len(retries) < 2:  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+            tg.cancel_scope.cancel()
+    assert not scope.cancelled_caught
+    (run,) = await store.list_runs()
+
+    done = FakeOutcome(outputs={"done": "yes"})
+    again = FakeExecutor({"a": [fail, fail, done]})
+    first_run = False
+    result = await WorkflowEngine(again, store, sleep=sleep).resume(run.id)
+
+    assert len(again.calls) == 3
+    assert result["a"].status is StepStatus.SUCCEEDED
