@@ -15,7 +15,7 @@ import io
 import sys
 import threading
 from collections.abc import Callable
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from tempeh_tui.engine.executor import ExecutionObserver
 from tempeh_tui.engine.shell_process import MAX_LINE_BYTES, Mailbox
@@ -186,7 +186,14 @@ class _StreamProxy(io.TextIOBase):
         return _current.get() is None and self.original.isatty()
 
     def fileno(self) -> int:
-        return self.original.fileno()
+        """Where a child process given `stdout=sys.stdout` writes: under `tempeh run`, not
+        into tempeh's report (see `send_strays`)."""
+        return _STRAYS.get(self.stream, self.original).fileno()
+
+    @property
+    def buffer(self) -> BinaryIO:
+        """Bytes skip the routing by step; under `tempeh run` they go where strays go."""
+        return _STRAYS.get(self.stream, self.original).buffer
 
     def writable(self) -> bool:
         return True

@@ -173,11 +173,14 @@ def test_what_a_python_steps_children_and_threads_write_goes_to_stderr_never_int
     (tmp_path / "noisy_steps.py").write_text(
         textwrap.dedent(
             """
-            import os, subprocess, threading
+            import os, subprocess, sys, threading
 
             def step(ctx):
                 subprocess.run(["echo", "said by a child"], check=True)
                 os.write(1, b"written to fd 1\\n")
+                subprocess.run(["echo", "given sys.stdout"], stdout=sys.stdout, check=True)
+                sys.stdout.buffer.write(b"bytes to sys.stdout.buffer\\n")
+                sys.stdout.buffer.flush()
                 thread = threading.Thread(target=lambda: print("printed by a thread"))
                 thread.start()
                 thread.join()
@@ -204,6 +207,8 @@ def test_what_a_python_steps_children_and_threads_write_goes_to_stderr_never_int
     assert done.stderr.splitlines() == [
         "said by a child",
         "written to fd 1",
+        "given sys.stdout",
+        "bytes to sys.stdout.buffer",
         "printed by a thread",
     ]
 
