@@ -66,6 +66,9 @@ EXIT_INTERRUPTED = 130
 
 def run() -> None:
     """Console-script entry point."""
+    for name in ("stdout", "stderr"):  # started with it closed (`>&-`): write nowhere
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 - for the process
     try:
         code = main()
     except KeyboardInterrupt:  # Ctrl-C outside a run (which handles its own): no traceback

@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
+from typing import TextIO
 
 import anyio
 import anyio.abc
@@ -93,6 +94,22 @@ def _drive(args: argparse.Namespace, start: Start) -> int:
     return code
 
 
+def _kept_apart(stdout: TextIO) -> int | None:
+    """A copy of `stdout`'s descriptor, once that descriptor is a copy of stderr's."""
+    try:
+        fd = stdout.fileno()
+        stdout.flush()
+        kept = os.dup(fd)
+    except (AttributeError, OSError, ValueError):
+        return None
+    try:
+        os.dup2(2, fd)
+    except OSError:
+        os.close(kept)
+        return None
+    return kept
+
+
 @contextlib.contextmanager
 def _stdout_for_tempeh_only() -> Iterator[None]:
     """Keep stdout for tempeh's own report (`--json`: one event per line), whatever the run's
@@ -103,19 +120,11 @@ def _stdout_for_tempeh_only() -> Iterator[None]:
     goes to its step's log, or to stderr when printed outside a step's context (a thread a
     step started): see `python_output`."""
     old = sys.stdout
-    try:
-        fd = old.fileno()
-        old.flush()
-        kept = os.dup(fd)
-    except (AttributeError, OSError, ValueError):  # no real stdout: nothing to keep apart
+    kept = _kept_apart(old)
+    if kept is None:  # no real stdout, or no stderr to send the rest to
         yield
         return
-    try:
-        os.dup2(2, fd)
-    except OSError:  # no stderr to send it to: leave things as they are
-        os.close(kept)
-        yield
-        return
+    fd = old.fileno()
     new = open(kept, "w", encoding=old.encoding, errors=old.errors)  # noqa: SIM115 - closed below
     if isinstance(old, io.TextIOWrapper):
         new.reconfigure(line_buffering=old.line_buffering, write_through=old.write_through)

@@ -586,3 +586,16 @@ def test_an_error_about_what_the_operator_gave_never_echoes_a_secret(tmp_path: P
     assert planned.returncode == 2, planned.stderr
     assert token not in planned.stdout + planned.stderr
     assert not saved.exists()  # a plan that would carry the secret in clear is not written
+
+
+def test_a_run_started_with_stdout_closed_runs_and_is_stored(tmp_path: Path) -> None:
+    """`tempeh run x.yaml >&-` failed with a traceback before anything ran."""
+    db = tmp_path / "t.db"
+    flow = write(tmp_path, "name: w\nsteps:\n  - {name: a, run: echo hi}\n")
+    command = " ".join([*TEMPEH, "run", str(flow), "--headless", "--db", str(db)])
+    done = subprocess.run(
+        ["bash", "-c", f"{command} >&-"], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    runs = tempeh("runs", "--json", db=db)
+    assert [r["status"] for r in json.loads(runs.stdout)] == ["succeeded"]
