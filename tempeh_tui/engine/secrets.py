@@ -162,8 +162,11 @@ def _maskable(values: Iterable[str]) -> Iterator[str]:
     spaces around it: a step's output is masked line by line, so a line never holds all of
     such a value (its lines reached logs, events and the store in clear)."""
     for value in values:
-        pieces = {value, *(line.strip() for line in value.splitlines()), value.strip()}
-        yield from (piece for piece in pieces if len(piece) >= _MIN_LENGTH)
+        lines = {line.strip() for line in value.splitlines()} - {value, value.strip()}
+        yield from (p for p in {value, value.strip()} if len(p) >= _MIN_LENGTH)
+        # a line of punctuation (`---`, `-----`, `}`) is structure, not secret: masking it
+        # would hide every such line in every log
+        yield from (p for p in lines if len(p) >= _MIN_LENGTH and any(c.isalnum() for c in p))
 
 
 def _base64_forms(raw: bytes) -> set[str]:

@@ -436,3 +436,13 @@ async def test_a_cache_key_or_verify_that_cannot_be_rendered_fails_its_step_not_
         assert unit.error_class == "permanent"
         assert (unit.reason or "").startswith(part), unit.reason
     assert "has no attribute 'sha'" in (result["cached"].reason or "")
+
+
+def test_the_punctuation_lines_of_a_secret_that_spans_lines_are_not_masked() -> None:
+    """`---` in a YAML secret is structure: masking it hid every such line of every log."""
+    from tempeh_tui.engine.secrets import Masker
+
+    masker = Masker(["apiVersion: v1\n---\n  token: abcdefgh12345\n-----"])
+    assert masker.mask("---") == "---"
+    assert masker.mask("-------") == "-------"
+    assert masker.mask("token: abcdefgh12345") == "***"
