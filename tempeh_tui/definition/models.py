@@ -350,6 +350,8 @@ class Step(_Frozen):
         if "parallel" in out:
             given = out.pop("parallel")
             parallel = _YES_NO.get(given.lower()) if isinstance(given, str) else given
+            if not isinstance(parallel, bool) and isinstance(parallel, int) and parallel in (0, 1):
+                parallel = bool(parallel)
             if not isinstance(parallel, bool):
                 if strict:
                     raise ValueError(f"parallel: expected true or false, got {given!r}")

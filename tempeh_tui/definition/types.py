@@ -65,7 +65,10 @@ def scalar_as_text(value: Any) -> Any:
         return _text(value)
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
-    return value
+    if isinstance(value, dict):
+        for item in value.values():
+            _no_nul(item)
+    return _no_nul(value)
 
 
 def _count(value: Any) -> Any:

@@ -1027,3 +1027,9 @@ def test_a_rollback_given_as_a_number_is_judged_as_its_command() -> None:
     """It said "expected a mapping", although a rollback may be a command's text."""
     problem = the_problem("name: w\nsteps:\n  - {name: a, run: x, rollback: 010}\n")
     assert_problem(problem, 3, 33, "rollback.run: YAML reads 010", 'write it in quotes ("010")')
+
+
+def test_a_nul_byte_in_a_fan_out_item_is_refused_before_the_run() -> None:
+    """It failed only when run (embedded null byte, exit 126)."""
+    problem = the_problem('name: w\nsteps:\n  - {name: a, run: x, for_each: ["a\\0b"]}\n')
+    assert_problem(problem, 3, 34, "for_each[0]: holds a NUL byte")
