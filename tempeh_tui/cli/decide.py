@@ -26,7 +26,7 @@ from tempeh_tui.engine.decisions import (
     answered_question,
 )
 from tempeh_tui.events import StepStatus
-from tempeh_tui.store import open_store
+from tempeh_tui.store import open_existing_store
 from tempeh_tui.store.base import RunRecord, Store
 from tempeh_tui.store.decisions import pick_waiting
 
@@ -59,7 +59,7 @@ async def _answer(
     changes: RetryValues | None = None,
     confirmed: bool = False,
 ) -> int:
-    async with open_store(db) as store:
+    async with open_existing_store(db) as store:
         run = await store.get_run(run_id)
         kind = answered_question(run.decisions, step, kind, value, changes)
         if pick_waiting(run.decisions, step, kind.value) is None:

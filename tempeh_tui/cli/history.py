@@ -17,15 +17,14 @@ from rich.text import Text
 
 from tempeh_tui.cli.console import report_console
 from tempeh_tui.definition.durations import format_duration, parse_duration
-from tempeh_tui.errors import TempehError
 from tempeh_tui.events import RunStatus, StepStatus
 from tempeh_tui.store import (
     LogRecord,
     PruneResult,
     RunRecord,
-    SqliteStore,
     StepRecord,
     default_store_path,
+    open_existing_store,
     open_store,
 )
 from tempeh_tui.store.base import DecisionRecord, RollbackRecord
@@ -112,7 +111,10 @@ def gc(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"tempeh gc: --older-than: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    result = anyio.run(_prune, args.db, keep, older_than, args.dry_run)
+    if _store_exists(args.db):
+        result = anyio.run(_prune, args.db, keep, older_than, args.dry_run)
+    else:  # nothing has run with it: nothing to remove, and no store made to say so
+        result = PruneResult(dry_run=args.dry_run)
     if args.json:
         _print_json(result.to_json())
         return 0
@@ -158,22 +160,13 @@ def _store_exists(db: str | None) -> bool:
     return default_store_path(db).exists()
 
 
-def _existing_store(db: str | None) -> SqliteStore:
-    if not _store_exists(db):
-        raise TempehError(
-            f"no store at {default_store_path(db)}: nothing has run with it "
-            "(check --db or TEMPEH_DB)"
-        )
-    return open_store(db)
-
-
 async def _get_run(db: str | None, run_id: str) -> RunRecord:
-    async with _existing_store(db) as store:
+    async with open_existing_store(db) as store:
         return await store.get_run(run_id)
 
 
 async def _logs(args: argparse.Namespace) -> int:
-    async with _existing_store(args.db) as store:
+    async with open_existing_store(args.db) as store:
         run = await store.get_run(args.run)
         step: str | None = args.step
         if step is not None and not any(unit_matches(s.name, step) for s in run.steps):

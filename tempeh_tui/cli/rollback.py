@@ -22,8 +22,9 @@ from tempeh_tui.cli.headless import HeadlessView, choose_view, json_notice
 from tempeh_tui.engine.process_groups import signal_group
 from tempeh_tui.engine.rollback import RollbackManager, RollbackPlan, RollbackResult
 from tempeh_tui.engine.unit_runner import scratch_folders
+from tempeh_tui.errors import TempehError
 from tempeh_tui.events import RunStatus
-from tempeh_tui.store import RunLocked, RunRecord, Store, open_store
+from tempeh_tui.store import RunLocked, RunRecord, Store, open_existing_store
 from tempeh_tui.store.lease import judge
 
 __all__ = ["print_plan", "rollback"]
@@ -49,7 +50,10 @@ def rollback(args: argparse.Namespace) -> int:
 def _steps(text: str | None) -> list[str] | None:
     if text is None:
         return None
-    return [name.strip() for name in text.split(",") if name.strip()]
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise TempehError(f"--steps {text!r} names no step; expected a,b (or no --steps)")
+    return names
 
 
 async def _rollback(args: argparse.Namespace) -> int:
@@ -65,7 +69,7 @@ async def _rollback(args: argparse.Namespace) -> int:
 
 
 async def _plan_and_roll_back(args: argparse.Namespace, watching: anyio.abc.TaskGroup) -> int:
-    async with open_store(args.db) as store:
+    async with open_existing_store(args.db) as store:
         if not args.plan:  # before a plan that would call its running compensations in doubt
             _refuse_if_driven(await store.get_run(args.run))
         manager = RollbackManager(store)

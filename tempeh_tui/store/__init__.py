@@ -41,6 +41,7 @@ __all__ = [
     "Store",
     "StoreError",
     "default_store_path",
+    "open_existing_store",
     "open_store",
     "same_process",
 ]
@@ -50,3 +51,12 @@ def open_store(db: str | None = None) -> SqliteStore:
     """The store `--db` names (or the default one, SPEC 4), to use as
     `async with open_store(args.db) as store:`."""
     return SqliteStore(default_store_path(db))
+
+
+def open_existing_store(db: str | None = None) -> SqliteStore:
+    """`open_store`, for a command that only reads or answers a run: a store that is not
+    there is an error (StoreError), not created (a `--db` with a typo would leave one)."""
+    path = default_store_path(db)
+    if not path.exists():
+        raise StoreError(f"no store at {path}: nothing has run with it (check --db or TEMPEH_DB)")
+    return SqliteStore(path)

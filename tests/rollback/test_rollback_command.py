@@ -179,3 +179,31 @@ def test_a_rollback_with_nothing_to_undo_leaves_the_run_as_it_was(
     assert main(["show", run_id, "--json", "--db", str(db)]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert (shown["status"], shown["message"], shown["rollbacks"]) == ("succeeded", None, [])
+
+
+@pytest.mark.parametrize(
+    ("command", "code"),
+    [
+        (["rollback", "r1", "--plan"], 2),
+        (["decide", "r1", "deploy", "skip"], 2),
+        (["approve", "r1", "deploy"], 2),
+        (["gc", "--dry-run"], 0),
+        (["gc"], 0),
+    ],
+)
+def test_a_command_given_a_store_that_is_not_there_makes_none(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str], code: int
+) -> None:
+    """A `--db` with a typo left an empty store behind (`runs`, `show`, `logs` made none)."""
+    db = tmp_path / "typo.db"
+    assert main([*command, "--db", str(db)]) == code
+    assert not db.exists()
+    if code:
+        assert f"no store at {db}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("steps", ["", ",", " , "])
+def test_steps_that_name_no_step_are_a_usage_error(tmp_path: Path, steps: str) -> None:
+    """It printed "nothing to roll back" and exited 0."""
+    db, run_id, _ = make_run(tmp_path)
+    assert main(["rollback", run_id, "--steps", steps, "--plan", "--db", db]) == 2
