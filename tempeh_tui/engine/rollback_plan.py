@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from tempeh_tui.errors import TempehError
 from tempeh_tui.events import StepStatus
 from tempeh_tui.graph.build import WorkflowGraph, build_graph
 from tempeh_tui.store.base import RunRecord
+from tempeh_tui.store.lease import judge
 
 __all__ = [
     "COMPENSABLE",
@@ -147,6 +149,7 @@ def build_rollback_plan(
     # a unit its dead engine left running may have done its work: it is undone like one
     # that succeeded (its processes are stopped first: `execute_rollback`)
     doubtful = {s.name for s in run.steps if s.in_doubt}
+    driven = run.lease is not None and judge(run.lease, time.time()) == "alive"
     status = {s.name: StepStatus.SUCCEEDED if s.in_doubt else s.status for s in run.steps}
     requested = None if steps is None else _names(steps)
     reasons: dict[str, str] = {}
@@ -182,7 +185,7 @@ def build_rollback_plan(
                 name=n,
                 step=wg.units[n].step.name,
                 group=group[n],
-                why=_why(reasons[n], status[n], n in doubtful),
+                why=_why(reasons[n], status[n], n in doubtful, driven),
                 after=tuple(sorted(after[n], key=lambda a: -wg.order[a])),
                 in_doubt=status[n] is StepStatus.ROLLING_BACK,
             )
@@ -282,7 +285,9 @@ def _topological(wg: WorkflowGraph) -> list[str]:
     return list(networkx.lexicographical_topological_sort(wg.graph, key=wg.order.__getitem__))
 
 
-def _why(reason: str, status: StepStatus, doubtful: bool) -> str:
+def _why(reason: str, status: StepStatus, doubtful: bool, driven: bool) -> str:
+    if doubtful and driven:  # a plan shown while the run goes on
+        return f"{reason}; running now (it may act before the rollback, which waits for it)"
     if doubtful:
         return f"{reason}; in doubt: it was running when its engine stopped (it may have acted)"
     if status is StepStatus.ROLLING_BACK:

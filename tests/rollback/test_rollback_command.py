@@ -207,3 +207,44 @@ def test_steps_that_name_no_step_are_a_usage_error(tmp_path: Path, steps: str) -
     """It printed "nothing to roll back" and exited 0."""
     db, run_id, _ = make_run(tmp_path)
     assert main(["rollback", run_id, "--steps", steps, "--plan", "--db", db]) == 2
+
+
+def test_a_plan_shown_while_its_run_goes_on_says_a_running_step_is_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It said the step's engine had stopped, of an engine that was driving the run."""
+    import os
+    import sqlite3
+    import time
+
+    from tempeh_tui.store.lease import process_start_time
+
+    db, run_id, _ = make_run(tmp_path)
+    driver = os.getppid()  # alive, and not this process: as another `tempeh` would be
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "UPDATE runs SET status = 'running', holder_pid = ?, holder_host = ?,"
+            " holder_started = ?, leased_at = ?, heartbeat = ? WHERE id = ?",
+            (
+                driver,
+                os.uname().nodename,
+                process_start_time(driver),
+                time.time(),
+                time.time(),
+                run_id,
+            ),
+        )
+        conn.execute(
+            "UPDATE units SET status = 'running', ended_at = NULL WHERE run_id = ? AND name = ?",
+            (run_id, "deploy"),
+        )
+        conn.execute(
+            "UPDATE attempts SET ended_at = NULL WHERE run_id = ? AND step = ?", (run_id, "deploy")
+        )
+    conn.close()
+
+    assert main(["rollback", run_id, "--plan", "--json", "--db", db]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    why = {u["unit"]: u["why"] for u in plan["units"]}
+    assert "running now" in why["deploy"]
+    assert "engine stopped" not in why["deploy"]
