@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
+import time
 from pathlib import Path
 
 import anyio
 import pytest
 
 from tempeh_tui.cli import main
+from tempeh_tui.store.lease import process_start_time
 
 from .support import compensated, ledger_step, run_workflow, write_workflow
 
@@ -24,6 +28,27 @@ def make_run(tmp_path: Path, *, failing_undo: bool = False) -> tuple[str, str, P
     ]
     result = anyio.run(run_workflow, db, write_workflow(tmp_path, steps))
     return str(db), result.run_id, ledger
+
+
+def driven_by_another_process(db: str, run_id: str) -> int:
+    """Give the run's lease to a live process that is not this one, as another `tempeh`
+    driving it would hold it; returns that process's pid."""
+    driver = os.getppid()
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "UPDATE runs SET holder_pid = ?, holder_host = ?, holder_started = ?, leased_at = ?,"
+            " heartbeat = ? WHERE id = ?",
+            (
+                driver,
+                os.uname().nodename,
+                process_start_time(driver),
+                time.time(),
+                time.time(),
+                run_id,
+            ),
+        )
+    conn.close()
+    return driver
 
 
 def test_plan_prints_order_groups_reasons_and_what_has_nothing_to_undo(
@@ -132,28 +157,8 @@ def test_a_failing_compensation_exits_4(tmp_path: Path, capsys: pytest.CaptureFi
 def test_a_run_another_live_process_drives_is_refused_before_any_plan(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import os
-    import sqlite3
-    import time
-
-    from tempeh_tui.store.lease import process_start_time
-
     db, run_id, ledger = make_run(tmp_path)
-    driver = os.getppid()  # alive, and not this process: as another `tempeh` would be
-    with sqlite3.connect(db) as conn:
-        conn.execute(
-            "UPDATE runs SET holder_pid = ?, holder_host = ?, holder_started = ?, leased_at = ?,"
-            " heartbeat = ? WHERE id = ?",
-            (
-                driver,
-                os.uname().nodename,
-                process_start_time(driver),
-                time.time(),
-                time.time(),
-                run_id,
-            ),
-        )
-    conn.close()
+    driver = driven_by_another_process(db, run_id)
 
     assert main(["rollback", run_id, "--yes", "--db", db]) == 2
 
@@ -213,27 +218,10 @@ def test_a_plan_shown_while_its_run_goes_on_says_a_running_step_is_running(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """It said the step's engine had stopped, of an engine that was driving the run."""
-    import os
-    import sqlite3
-    import time
-
-    from tempeh_tui.store.lease import process_start_time
-
     db, run_id, _ = make_run(tmp_path)
-    driver = os.getppid()  # alive, and not this process: as another `tempeh` would be
+    driven_by_another_process(db, run_id)
     with sqlite3.connect(db) as conn:
-        conn.execute(
-            "UPDATE runs SET status = 'running', holder_pid = ?, holder_host = ?,"
-            " holder_started = ?, leased_at = ?, heartbeat = ? WHERE id = ?",
-            (
-                driver,
-                os.uname().nodename,
-                process_start_time(driver),
-                time.time(),
-                time.time(),
-                run_id,
-            ),
-        )
+        conn.execute("UPDATE runs SET status = 'running' WHERE id = ?", (run_id,))
         conn.execute(
             "UPDATE units SET status = 'running', ended_at = NULL WHERE run_id = ? AND name = ?",
             (run_id, "deploy"),
