@@ -21,7 +21,9 @@ from tempeh_tui.definition.expressions import (
 from tempeh_tui.definition.shell_handoff import (
     handed_to_an_interpreter,
     heredoc_read_as_code,
+    innermost,
     pipelines,
+    program_text_of,
     ssh_remote_command,
 )
 
@@ -234,12 +236,6 @@ _NAME_PLACES = (
         "an array declaration, which reads a value in parentheses as a list of assignments",
     ),
     (
-        re.compile(
-            r"(?:^|[\s;&|(])(?:" + _SHELL + r"|source|\.)\s(?:[^\n;&|]*\s)?<<<\s*[^\n;&|]*$"
-        ),
-        "a script a shell reads from a here-string",
-    ),
-    (
         re.compile(r"\b(?:ba|da|z|k)?sh\s+(?:-\w+\s+)*-\w*c\s+(?:\"[^\"]*|[^\s;&|'\"]*)$"),
         "the script of a sh -c",
     ),
@@ -258,6 +254,10 @@ _HINTS = {
         "ssh joins its arguments into a command line the remote shell parses: set the value "
         'in the step\'s env (env: {V: "{{ value }}"}) and quote it for the remote shell: '
         'ssh host "deploy $(printf %q "$V")"'
+    ),
+    "the program text": (
+        "pass the value as an argument or a variable instead: python3 -c 'import sys; "
+        "print(sys.argv[1])' {{ value }}, awk -v v={{ value }} '...'"
     ),
     "the script of a sh -c": (
         "pass the value as an argument instead: bash -c '... \"$1\" ...' _ {{ value }}"
@@ -301,7 +301,7 @@ def _refuse_arithmetic(
             context = _read_as_a_script(text, offset)
         if context is not None:
             hint = _HINTS.get(
-                context,
+                "the program text" if context.startswith("the program text") else context,
                 "compare with [ ] (test) instead, or check that the value is a number first "
                 "(or pass a variable name literally)",
             )
@@ -320,10 +320,14 @@ _SHELL_READS_SUBSTITUTION = re.compile(
 
 def _read_as_a_script(text: str, offset: int) -> str | None:
     """Whether the value at `offset` reaches another interpreter as code (`shell_handoff`):
-    piped into one, read through a process substitution or a here-string, or in the command
-    line ssh hands the remote shell."""
+    piped into one (also from a group, or inside a command substitution), read through a
+    process substitution or a here-string, or in the command line ssh hands the remote
+    shell."""
     start, line = _logical_line(text, offset)
     at = offset - start
+    inner_start, inner, _ = innermost(line, at)
+    if inner_start:  # `out=$(echo "{{ v }}" | bash)`: its own command line
+        line, at = inner, at - inner_start
     for pipeline in pipelines(line):
         index = pipeline.index_at(at)
         if index is None:
@@ -331,16 +335,36 @@ def _read_as_a_script(text: str, offset: int) -> str | None:
         command, begins = pipeline.commands[index], pipeline.starts[index]
         if any(handed_to_an_interpreter(c) for c in pipeline.commands[index + 1 :]):
             return "a script piped into a shell"
+        if _group_pipes_into_one(line, at):
+            return "a script piped into a shell"
         if any(_substitution_runs_it(c) for c in pipeline.commands[index:]):
             return "a script a shell reads from a process substitution"
         if "<<<" in command[: at - begins] and handed_to_an_interpreter(command):
             return "a script a shell reads from a here-string"
         if ssh_remote_command(command, at - begins):
             return "the command line ssh hands the remote shell"
+        if (program := program_text_of(command, at - begins)) is not None:
+            return program
         break
     if _SHELL_READS_SUBSTITUTION.search(text, text.rfind("\n", 0, offset) + 1, offset):
         return "a script a shell reads from a process substitution"
     return None
+
+
+def _group_pipes_into_one(line: str, at: int) -> bool:
+    """`{ echo "{{ v }}"; } | bash`, `(echo "{{ v }}") | sh`: the group `at` is in pipes its
+    output into an interpreter."""
+    depth = 0
+    for match in re.finditer(r"(?:^|(?<=[\s;&|(]))[{(](?=\s|\S)|[})](?=\s*\|)", line[:at]):
+        depth += 1 if match.group() in "({" else -1
+    if depth <= 0:
+        return False
+    for match in re.finditer(r"[})]\s*(\|&?)", line[at:]):
+        after = line[at + match.end() :]
+        commands = pipelines(after)
+        if commands and commands[0].commands and handed_to_an_interpreter(commands[0].commands[0]):
+            return True
+    return False
 
 
 def _substitution_runs_it(command: str) -> bool:
@@ -461,6 +485,7 @@ class _QuoteScanner:
         self._comment = False
         self._prev = "\n"
         self._line = ""
+        self._quoted: list[bool] = []  # per character of `_line`: read inside quotes
         self._pending_heredocs: list[tuple[str, bool, bool]] = []
         # delimiter, quoted, read as a script (`bash <<EOF`: see `heredoc_read_as_code`)
         self._heredoc: tuple[str, bool, bool] | None = None
@@ -488,6 +513,7 @@ class _QuoteScanner:
             if self._line.lstrip("\t") == self._heredoc[0]:
                 self._heredoc = self._pending_heredocs.pop(0) if self._pending_heredocs else None
             self._line = ""
+            self._quoted.clear()
             return
         if self._heredoc is not None:
             self._line += ch
@@ -499,6 +525,7 @@ class _QuoteScanner:
             return
         self._line += ch
         level = self._levels[-1]
+        self._quoted.append(bool(level.quote) or self._escape)
         if self._escape:
             self._escape = False
         elif level.quote == "'":
@@ -543,16 +570,19 @@ class _QuoteScanner:
                 self._levels.pop()
             else:
                 self._levels.append(_Level("`"))
-        elif ch == "\n" and len(self._levels) == 1:
+        elif ch == "\n":  # (also inside `$( )`: a heredoc there starts on the next line)
             self._end_line()
 
     def _end_line(self) -> None:
         for match in _HEREDOC.finditer(self._line):
+            if self._quoted[match.start()]:
+                continue  # `echo "a <<X"`: text, not a heredoc
             quoted = match.group(3) is None or "\\" in match.group(0)
             delimiter = match.group(1) or match.group(2) or match.group(3)
             read = heredoc_read_as_code(self._line, match.start())
             self._pending_heredocs.append((delimiter, quoted, read))
         self._line = ""
+        self._quoted.clear()
         if self._pending_heredocs:
             self._heredoc = self._pending_heredocs.pop(0)
 

@@ -418,6 +418,30 @@ def test_a_value_completed_into_code_by_the_script_is_refused(
         'ssh host "systemctl restart {{ x }}"',
         "ssh -p 22 host deploy {{ x }}",
         "ssh host bash -s -- {{ x }} <<'EOF'\necho \"$1\"\nEOF",
+        # found by a second review
+        'bash -e <<EOF\necho "{{ x }}"\nEOF',
+        'echo "{{ x }}" | sh -xe',
+        'echo "{{ x }}" | bash -o pipefail',
+        'echo "{{ x }}" | "bash"',
+        "bash<<EOF\necho {{ x }}\nEOF",
+        'echo "{{ x }}" | xargs sh -c',
+        'echo "{{ x }}" | bash 2>&1',
+        'for h in web1; do ssh $h "echo {{ x }}"; done',
+        'timeout 30 ssh web1 "echo {{ x }}"',
+        '(echo "{{ x }}") | bash',
+        '{ echo "set -e"; echo "echo {{ x }}"; } | bash',
+        'out=$(echo "{{ x }}" | bash)',
+        'echo "{{ x }}" | { bash; }',
+        "cfg=$(cat <<EOF\nhello\nEOF\n)\nbash <<EOF\necho {{ x }}\nEOF",
+        'ver=$(bash <<EOF\necho "{{ x }}"\nEOF\n)',
+        'eval "$(cat <<EOF\necho {{ x }}\nEOF\n)"',
+        'echo "release <<X"\nbash <<EOF\necho {{ x }}\nEOF',
+        "python3 -c \"print('{{ x }}')\"",
+        "perl -e \"print '{{ x }}'\"",
+        'awk "BEGIN { print \\"{{ x }}\\" }"',
+        'su -c "echo {{ x }}" root',
+        'watch -n1 "echo {{ x }}"',
+        'bash -o pipefail -c "echo {{ x }}"',
     ],
 )
 def test_a_value_another_interpreter_would_run_as_code_is_refused(command: str) -> None:
@@ -441,8 +465,25 @@ def test_a_value_another_interpreter_would_run_as_code_is_refused(command: str) 
         "scp {{ x }} host:/tmp/",
         "ssh {{ x }} uptime",
         'echo "{{ x }}" | ssh host "cat > /tmp/x"',
+        'echo "{{ x }}" | xargs -I{} sh -c \'echo "$1"\' _ {}',
+        'ssh host uptime > "/tmp/{{ x }}.log"',
+        'bash script.sh <<< "{{ x }}"',
+        'echo "{{ x }}" # | bash',
+        "sh -e ./run.sh {{ x }}",
+        "(cd /srv && make {{ x }}) | tee build.log",
+        "cfg=$(cat <<EOF\nv={{ x }}\nEOF\n)",
+        "awk -v v=\"{{ x }}\" 'BEGIN { print v }'",
+        "python3 -c 'import sys; print(sys.argv[1])' {{ x }}",
     ],
 )
 def test_values_handed_to_programs_as_data_are_fine(command: str) -> None:
     """A `|` in quotes is no pipe, and a heredoc is judged by the command it is given to."""
     assert parse_shell_template(command).expressions == ("x",)
+
+
+def test_a_heredoc_inside_a_command_substitution_leaves_the_lines_after_it_quoted() -> None:
+    """The scanner waited for a delimiter that had gone by: every later value read as heredoc
+    text, rendered without quotes, and a value with a space became two arguments."""
+    template = parse_shell_template("cfg=$(cat <<EOF\nhello\nEOF\n)\ntouch /srv/{{ x }}")
+    assert template.quoting == (Quoting.NONE,)
+    assert template.render(["a b"])[0].endswith('touch /srv/"${TEMPEH_X1}"')
