@@ -260,8 +260,8 @@ class Scheduler:
             return
         held: list[tuple[float, int, str]] = []
         # What a unit waits for in a pool is kept for it: units behind it in the order may
-        # take only what leaves room for its claim, or a claim of 2 would wait behind any
-        # number of claims of 1.
+        # take only what is free beyond its claim, or a claim of 2 would wait behind any
+        # number of claims of 1 (each unit freed going to the next of them).
         kept: dict[str, tuple[int, str]] = {}  # pool -> (units kept, for whom first)
         while self._ready:
             entry = heapq.heappop(self._ready)
@@ -313,7 +313,7 @@ class Scheduler:
             if self._pools[pool] + amount > capacity[pool]:
                 return f"resource '{pool}' ({self._pools[pool]}/{capacity[pool]} in use)"
             held, first = kept.get(pool, (0, ""))
-            if held and held + amount > capacity[pool]:  # it could not run beside them
+            if held and self._pools[pool] + held + amount > capacity[pool]:
                 return f"resource '{pool}' (kept for '{first}', which comes first)"
         return None
 

@@ -97,23 +97,46 @@ async def test_a_bigger_claim_first_in_line_is_not_passed_by_smaller_ones() -> N
     assert any("kept for 'big'" in (e.reason or "") for e in waiting)
 
 
-async def test_what_a_waiting_claim_leaves_room_for_is_not_kept_from_others() -> None:
-    """`k` waits for 2 of the 3 units `x` holds 2 of; `d` takes the third (it can run beside
-    `k` later): keeping the whole pool for `k` left it idle."""
+async def test_a_kept_claim_is_counted_against_what_the_pool_holds_now() -> None:
+    """`big` needs 3 of 4 units while claims of 1 come and go: each unit freed went to the
+    next claim of 1 (they could run beside `big`, one day), and `big` waited for them all."""
+    fake = FakeExecutor(default=FakeOutcome(duration=0.05))
+    run = await run_yaml(
+        """
+        name: w
+        resources: {p: 4}
+        max_concurrency: 20
+        steps:
+          - {name: pre, run: "true", estimate: 10ms}
+          - {name: big, needs: [pre], run: "true", estimate: 10s, resources: {p: 3}}
+          - {name: small, run: "true", for_each: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
+             resources: {p: 1}}
+        """,
+        fake,
+    )
+    assert run.result.succeeded
+    started = [c.name for c in fake.calls]
+    assert started.index("big") <= 6, started
+
+
+async def test_a_claim_held_back_by_something_else_keeps_nothing_of_a_pool() -> None:
+    """`a[2]` waits for `max_parallel`, not for the pool: `d` takes the free unit (the whole
+    pool sat idle, kept for a unit that could not have used it)."""
     fake = FakeExecutor(default=FakeOutcome(duration=0.1))
     run = await run_yaml(
         """
         name: w
         resources: {db: 3}
         steps:
-          - {name: x, run: "true", estimate: 10s, resources: {db: 2}}
-          - {name: k, run: "true", estimate: 5s, resources: {db: 2}}
+          - {name: a, run: "true", for_each: [1, 2], max_parallel: 1, estimate: 10s,
+             resources: {db: 2}}
           - {name: d, run: "true", estimate: 1s, resources: {db: 1}}
         """,
         fake,
     )
-    assert run.overlapping("x", "d")
-    assert not run.overlapping("x", "k")
+    assert run.overlapping("a[1]", "d")
+    waiting = [e for e in run.of(StepStatusChanged) if e.status is StepStatus.WAITING]
+    assert not any("kept for" in (e.reason or "") for e in waiting)
 
 
 async def test_an_exclusive_step_runs_with_nothing_beside_it() -> None:
