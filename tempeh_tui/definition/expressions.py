@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONTEXT_NAMES",
+    "EnvironmentView",
     "ExpressionError",
     "References",
     "evaluate",
@@ -119,6 +120,15 @@ def _references(tree: nodes.Node) -> References:
         frozenset(found["env"]),
         frozenset(dynamic),
     )
+
+
+class EnvironmentView(dict[str, str]):
+    """`env` as expressions read it: a variable that is not set reads as empty text, as
+    `$CI` does in a shell (`when: "env.CI == 'true'"` is false where CI is unset; it failed
+    the step)."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
 
 
 def _strip_braces(source: str) -> str:

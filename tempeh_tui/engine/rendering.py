@@ -13,7 +13,12 @@ from functools import cached_property, lru_cache
 from typing import Any
 
 from tempeh_tui.definition.checks import param_env_name
-from tempeh_tui.definition.expressions import ExpressionError, evaluate, render_template
+from tempeh_tui.definition.expressions import (
+    EnvironmentView,
+    ExpressionError,
+    evaluate,
+    render_template,
+)
 from tempeh_tui.definition.models import Workflow
 from tempeh_tui.definition.shell_template import (
     CODE_IN_BRACKETS,
@@ -173,7 +178,7 @@ class RunScope:
     def _workflow_env(self) -> dict[str, str]:
         """The workflow's `env`, each value rendered with the environment before it."""
         env: dict[str, str] = {}
-        seen = dict(self._process_env)
+        seen = EnvironmentView(self._process_env)
         for name, value in self.workflow.env.items():
             env[name] = seen[name] = _env_value(name, value, {**self._base, "env": seen})
         env.update(self.env_override)
@@ -183,7 +188,7 @@ class RunScope:
     def _expression_env(self) -> dict[str, str]:
         """`env` in expressions (SPEC 1.1): what a step's process inherits, with the
         workflow's `env` over it (a step's own `env` goes over both, per step)."""
-        return {**self._process_env, **self._workflow_env}
+        return EnvironmentView({**self._process_env, **self._workflow_env})
 
     @cached_property
     def _run_env(self) -> dict[str, str]:
@@ -217,7 +222,7 @@ class RunScope:
         scope["iteration"] = iteration
         scope["outputs"] = dict(outputs or {})
         if unit.step.env:
-            env = dict(self._expression_env)
+            env = EnvironmentView(self._expression_env)
             for name, value in unit.step.env.items():
                 env[name] = _env_value(name, value, {**scope, "env": env})
             env.update(self.env_override)  # over the step's own env too

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tempeh_tui.definition.expressions import (
+    EnvironmentView,
     ExpressionError,
     evaluate,
     parse_expression,
@@ -130,7 +131,7 @@ def expression_context(
     `env` is this process's environment (secrets left out) with the workflow's and the
     step's `env` over it, as the run will see it."""
     secret = {*workflow.secrets, *(n for s in workflow.steps for n in s.secrets)}
-    env = {k: v for k, v in os.environ.items() if k not in secret}
+    env = EnvironmentView({k: v for k, v in os.environ.items() if k not in secret})
     base = {"params": dict(params), "workflow": {"name": workflow.name}}
     for name, value in workflow.env.items():
         env[name] = render_template(value, {**base, "env": env})

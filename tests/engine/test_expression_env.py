@@ -50,3 +50,17 @@ async def test_expressions_read_the_process_environment_under_the_declared_env()
         "layered": StepStatus.SUCCEEDED,
         "secret-hidden": StepStatus.SUCCEEDED,
     }
+
+
+async def test_an_unset_variable_reads_as_empty_so_a_when_on_it_is_false() -> None:
+    """`when: "env.CI == 'true'"` where CI is unset failed the step (as the README promised
+    it would read: false), and under `pause` headless, aborted the run."""
+    from tempeh_tui.engine.engine import WorkflowEngine
+
+    fake = FakeExecutor()
+    result = await WorkflowEngine(fake, environ={"PATH": "/usr/bin"}).execute_workflow(
+        {"name": "w", "steps": [{"name": "a", "when": "env.CI == 'true'", "run": "echo ci"}]},
+        enable_checkpointing=False,
+    )
+    assert result.succeeded
+    assert result["a"].status is StepStatus.SKIPPED
