@@ -167,11 +167,20 @@ def build_rollback_plan(
     else:
         concerned = _all_succeeded(wg, status)
         reasons = dict.fromkeys(concerned, "requested")
-    planned = [n for n in concerned if status.get(n) in COMPENSABLE and wg.units[n].step.rollback]
+    # A cache hit did nothing in this run: what it stands for was done by an earlier run,
+    # which other runs reuse too. Undoing it here undid that run's work, while the cache
+    # still offered it as in place.
+    cached = {s.name for s in run.steps if s.cached}
+    planned = [
+        n
+        for n in concerned
+        if status.get(n) in COMPENSABLE and wg.units[n].step.rollback and n not in cached
+    ]
     nothing = [
         n
         for n in concerned
-        if status.get(n) is StepStatus.SUCCEEDED and wg.units[n].step.rollback is None
+        if status.get(n) is StepStatus.SUCCEEDED
+        and (wg.units[n].step.rollback is None or n in cached)
     ]
     done = [n for n in concerned if status.get(n) is StepStatus.ROLLED_BACK]
     after = _after(wg, planned)

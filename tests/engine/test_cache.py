@@ -70,3 +70,34 @@ def test_double_star_means_every_file_below_and_a_folder_means_its_files(tmp_pat
     assert cached_files(tmp_path, ["a/**/*.sql", "a/x.sql"]) == every  # each file once
     assert cached_files(tmp_path, ["*.txt"]) == [tmp_path / "other.txt"]
     assert cached_files(tmp_path, ["missing/**"]) == []
+
+
+async def test_rolling_back_a_cache_hit_leaves_the_earlier_runs_work_in_place(
+    tmp_path: Path,
+) -> None:
+    """A cache hit did nothing in its run: its rollback undid the work of the run it was
+    cached from, and the next run, a cache hit again, found nothing in place."""
+    (tmp_path / "flow.yaml").write_text(
+        """
+name: cached
+params: {fail: {default: "no"}}
+steps:
+  - name: install
+    run: echo installed > state
+    rollback: rm -f state
+    cache: {key: v1}
+  - name: after
+    needs: [install]
+    run: test "{{ params.fail }}" != yes
+"""
+    )
+    workflow = load_workflow(tmp_path / "flow.yaml")
+    async with SqliteStore(tmp_path / "tempeh.db") as store:
+        engine = WorkflowEngine(store=store)
+        assert (await engine.execute_workflow(workflow)).succeeded
+        failed = await engine.execute_workflow(
+            workflow, params={"fail": "yes"}, on_failure="rollback"
+        )
+        assert failed.status.value == "rolled_back"
+        assert failed["install"].cached
+    assert (tmp_path / "state").read_text() == "installed\n"
