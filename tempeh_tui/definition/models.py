@@ -187,11 +187,21 @@ class RollbackSpec(_Frozen):
         return data
 
 
+def _inside_the_workflow(pattern: str) -> str:
+    """A `cache.files` pattern names files under the workflow's directory."""
+    if pattern.startswith(("/", "~")) or ".." in pattern.replace("\\", "/").split("/"):
+        raise ValueError(
+            f"'{pattern}' leaves the workflow's directory; expected a pattern relative to it "
+            "(such as migrations/**)"
+        )
+    return pattern
+
+
 class CacheSpec(_Frozen):
     """Skip a step when a succeeded attempt had the same rendered key and file contents."""
 
     key: Text
-    files: tuple[Text, ...] = ()
+    files: tuple[Annotated[Text, AfterValidator(_inside_the_workflow)], ...] = ()
 
 
 class ResourceLimits(_Frozen):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -16,26 +17,41 @@ __all__ = ["cache_key", "cached_files", "workflow_dir"]
 def cached_files(root: Path, patterns: Iterable[str]) -> list[Path]:
     """The files `patterns` name under `root`, sorted, each once. `**` matches any depth (as in
     `.gitignore`): `migrations/**` is every file below `migrations`, and a pattern that names
-    a directory means every file in it."""
+    a directory means every file in it. A symbolic link is an entry of its own (never
+    followed: a dangling one, or a loop, is just a name), and so is a named pipe or a device
+    (never opened)."""
     found: set[Path] = set()
     for pattern in patterns:
         for match in glob.glob(pattern, root_dir=root, recursive=True):
+            parts = Path(match).parts
+            if any((root.joinpath(*parts[:k])).is_symlink() for k in range(1, len(parts))):
+                continue  # reached through a link (`**` follows them): the link is the entry
             path = root / match
-            if path.is_dir():
-                for folder, _, names in os.walk(path):
+            if path.is_dir() and not path.is_symlink():
+                for folder, folders, names in os.walk(path):
                     found.update(Path(folder, name) for name in names)
-            elif path.is_file():
+                    # a link to a folder is listed as a folder by os.walk: keep it as a name
+                    found.update(Path(folder, d) for d in folders if Path(folder, d).is_symlink())
+            elif path.is_symlink() or path.exists():
                 found.add(path)
     return sorted(found)
 
 
 def cache_key(rendered_key: str, root: Path, patterns: Iterable[str]) -> str:
     """`KEY#HASH`: the rendered key, and a hash of the names and contents of its files, so
-    changing any of them (or adding or removing one) makes another key."""
+    changing any of them (or adding or removing one) makes another key. A symbolic link
+    counts by where it points, anything else that is no regular file by its kind."""
     digest = hashlib.sha256(rendered_key.encode())
     for path in cached_files(root, patterns):
         digest.update(str(path.relative_to(root)).encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+        mode = path.lstat().st_mode
+        if stat.S_ISLNK(mode):
+            content = b"link:" + os.fsencode(os.readlink(path))
+        elif stat.S_ISREG(mode):
+            content = path.read_bytes()
+        else:
+            content = f"kind:{stat.S_IFMT(mode)}".encode()
+        digest.update(hashlib.sha256(content).digest())
     return f"{rendered_key}#{digest.hexdigest()[:16]}"
 
 

@@ -182,6 +182,8 @@ class UnitRunner:
                 self._cache_key = await anyio.to_thread.run_sync(self._cache_key_now)
             except ExpressionError as exc:
                 return self._failed(self._expression_failure(f"cache key: {exc}"), {})
+            except OSError as exc:  # a file of `cache.files` that cannot be read
+                return self._failed(self._expression_failure(f"cache files: {exc}"), {})
             hit = await self._cached(self._cache_key)
             if hit is not None:
                 return hit

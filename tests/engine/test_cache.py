@@ -101,3 +101,36 @@ steps:
         assert failed.status.value == "rolled_back"
         assert failed["install"].cached
     assert (tmp_path / "state").read_text() == "installed\n"
+
+
+def test_links_and_pipes_under_cache_files_are_names_never_followed_or_opened(
+    tmp_path: Path,
+) -> None:
+    """A dangling link or a link loop crashed the run (and `plan`); a named pipe hung it."""
+    import os
+
+    from tempeh_tui.engine.cache import cache_key
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("a")
+    (src / "dangling").symlink_to("/nonexistent")
+    (src / "loop").symlink_to("..")
+    os.mkfifo(src / "fifo")
+    names = [p.name for p in cached_files(tmp_path, ["src/**"])]
+    assert names == ["a.txt", "dangling", "fifo", "loop"]
+    first = cache_key("k", tmp_path, ["src/**"])
+    assert cache_key("k", tmp_path, ["src/**"]) == first
+    (src / "dangling").unlink()
+    (src / "dangling").symlink_to("/elsewhere")
+    assert cache_key("k", tmp_path, ["src/**"]) != first
+
+
+@pytest.mark.parametrize("pattern", ["/etc/passwd", "../elsewhere/**", "~/x"])
+def test_a_cache_pattern_outside_the_workflows_directory_is_refused(pattern: str) -> None:
+    """An absolute one crashed `plan` and `run` with a traceback."""
+    from tempeh_tui.errors import WorkflowError
+
+    step = {"name": "b", "run": "true", "cache": {"key": "k", "files": [pattern]}}
+    with pytest.raises(WorkflowError, match="leaves the workflow's directory"):
+        load_workflow({"name": "w", "steps": [step]})
