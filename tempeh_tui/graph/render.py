@@ -42,11 +42,19 @@ def _mermaid(wg: WorkflowGraph) -> str:
     ids = {s.name: f"s{i}" for i, s in enumerate(wg.workflow.steps)}
     lines = ["flowchart TD"]
     for step in wg.workflow.steps:
-        text = _label(wg, step.name).replace('"', "#quot;")
+        text = _mermaid_text(_label(wg, step.name))
         shape = ('{{"', '"}}') if step.confirm is not None else ('["', '"]')
         lines.append(f"    {ids[step.name]}{shape[0]}{text}{shape[1]}")
     lines.extend(f"    {ids[a]} --> {ids[b]}" for a, b in _ordered_edges(wg))
     return "\n".join(lines) + "\n"
+
+
+def _mermaid_text(text: str) -> str:
+    """A label as Mermaid shows it as written: `#` and `"` as entities (Mermaid reads `#35;`
+    as one), `<` `>` `&` too (it reads labels as HTML), a line break as `<br>`."""
+    entities = {"#": "#35;", '"': "#quot;", "<": "#lt;", ">": "#gt;", "&": "#amp;"}
+    escaped = "".join(entities.get(ch, ch) for ch in text)
+    return "<br>".join(escaped.splitlines()) if "\n" in escaped else escaped
 
 
 def _dot(wg: WorkflowGraph) -> str:

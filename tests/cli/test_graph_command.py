@@ -132,3 +132,19 @@ def test_graph_of_a_missing_file_exits_2_without_a_traceback(tmp_path: Path) -> 
     assert result.stdout == ""
     assert result.stderr.strip() == f"{missing}: no such file"
     assert "Traceback" not in result.stderr
+
+
+def test_mermaid_labels_show_step_names_as_written(tmp_path: Path) -> None:
+    """`a<b>c` was read as HTML and `x#35;y` as an entity: the drawing named other steps."""
+    from tempeh_tui.definition import load_workflow
+    from tempeh_tui.graph.build import build_graph
+    from tempeh_tui.graph.render import render_graph
+
+    flow = tmp_path / "g.yaml"
+    flow.write_text(
+        'name: g\nsteps:\n  - {name: "a<b>c", run: x}\n'
+        '  - {name: "x#35;y & z", run: x, needs: ["a<b>c"]}\n'
+    )
+    text = render_graph(build_graph(load_workflow(flow)), "mermaid")
+    assert 's0["a#lt;b#gt;c"]' in text
+    assert 's1["x#35;35;y #amp; z"]' in text
