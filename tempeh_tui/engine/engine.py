@@ -397,10 +397,11 @@ class WorkflowEngine:
                 run_id=record.id,
                 policy=_policy(workflow, on_failure or record.on_failure, False),
                 max_concurrency=_concurrency(max_concurrency) or record.max_concurrency or 4,
-                approvals=_approvals(build_graph(workflow), approve_all, approve),
+                approvals=_approvals(plan.graph, approve_all, approve),
+                graph=plan.graph,
                 reused=plan.reused(),
                 attempts_before={s.name: s.attempts for s in record.steps},
-                tries_before=_tries_before(record, build_graph(workflow)),
+                tries_before=plan.tries_before(),
                 probe=plan.probes(),
                 resumed=True,
                 first_seq=await store.last_seq(record.id),
@@ -733,17 +734,6 @@ def _why(exc: BaseException) -> str:
     if isinstance(exc, anyio.get_cancelled_exc_class()):
         return "stopped by its caller (cancelled)"
     return f"stopped by an error: {type(exc).__name__}: {exc}"
-
-
-def _tries_before(record: RunRecord, graph: WorkflowGraph) -> dict[str, int]:
-    """Per unit stopped in a retry chain, the tries it used (`StepRecord.tries_used`). Not
-    for an `until` loop: a resume starts it again at its first iteration, and what its
-    attempts record cannot tell an earlier iteration's retries from this one's."""
-    return {
-        s.name: s.tries_used
-        for s in record.steps
-        if s.tries_used and s.name in graph.units and graph.units[s.name].step.until is None
-    }
 
 
 def _failed_before(record: RunRecord, graph: WorkflowGraph) -> bool:

@@ -29,7 +29,7 @@ from tempeh_tui.engine.results import UnitResult
 from tempeh_tui.errors import TempehError
 from tempeh_tui.events import RunStatus, StepStatus
 from tempeh_tui.events.types import iso_time
-from tempeh_tui.graph.build import build_graph
+from tempeh_tui.graph.build import WorkflowGraph, build_graph
 from tempeh_tui.store import same_process
 from tempeh_tui.store.base import (
     DecisionRecord,
@@ -101,6 +101,9 @@ class UnitDecision:
     """In doubt, not idempotent, no probe: runs again only with the operator's yes."""
     skipped_by: DecisionRecord | None = None
     """The operator's `skip` that keeps it skipped (its dependents run as if it succeeded)."""
+    tries: int = 0
+    """Of its `retry.attempts`, what a unit stopped in a retry chain used: it goes on with the
+    rest (`UnitRunner`), it does not start again."""
     stopped_by: DecisionRecord | None = None
     """The operator's `rollback` or `abort` of its failure, which the engine that asked died
     before acting on: the resume acts on it, and runs nothing ("as decided")."""
@@ -111,6 +114,8 @@ class ResumePlan:
     run: RunRecord
     workflow: Workflow
     decisions: list[UnitDecision]
+    graph: WorkflowGraph
+    """The workflow's graph, made once: the resumed run uses it too."""
 
     def reused(self) -> dict[str, UnitResult]:
         return {
@@ -125,6 +130,9 @@ class ResumePlan:
 
     def probes(self) -> frozenset[str]:
         return frozenset(d.name for d in self.decisions if d.probe)
+
+    def tries_before(self) -> dict[str, int]:
+        return {d.name: d.tries for d in self.decisions if d.tries}
 
     def needing_confirmation(self) -> list[str]:
         return [d.name for d in self.decisions if d.confirm]
@@ -156,7 +164,8 @@ def plan_resume(run: RunRecord, workflow: Workflow) -> ResumePlan:
     """Per unit: reuse, re-run, in doubt, or decide again, and why."""
     stored = {s.name: s for s in run.steps}
     decisions = []
-    for unit in build_graph(workflow):
+    graph = build_graph(workflow)
+    for unit in graph:
         record = stored.get(unit.name)
         step = unit.step
         if unit.name in run.not_selected:  # toggled off before the run: never runs
@@ -185,7 +194,7 @@ def plan_resume(run: RunRecord, workflow: Workflow) -> ResumePlan:
                 f"was waiting to retry: attempt {last.attempt} had ended "
                 f"({last.error_class or 'failed'}, exit {last.exit_code}) and no process ran"
             )
-            decisions.append(UnitDecision(unit.name, "re-run", why + _tries(record, step), record))
+            decisions.append(UnitDecision(unit.name, "re-run", why, record))
         elif record.status is StepStatus.RUNNING:
             if step.check is not None:
                 why = "was running when the engine stopped; its check probe decides"
@@ -195,14 +204,19 @@ def plan_resume(run: RunRecord, workflow: Workflow) -> ResumePlan:
                 decisions.append(UnitDecision(unit.name, "in doubt", why, record, confirm=True))
             else:
                 why = "was running when the engine stopped; idempotent, so it runs again"
-                why += _tries(record, step)
                 decisions.append(UnitDecision(unit.name, "in doubt", why, record))
         elif record.status is StepStatus.SKIPPED:
             why = "was skipped by its needs or `when`, which decide again"
             decisions.append(UnitDecision(unit.name, "decide again", why, record))
         else:
-            why = f"ended {record.status.value}" + _tries(record, step)
-            decisions.append(UnitDecision(unit.name, "re-run", why, record))
+            decisions.append(
+                UnitDecision(unit.name, "re-run", f"ended {record.status.value}", record)
+            )
+        decided = decisions[-1]
+        used = _tries_carried(record, step) if record is not None else 0
+        if used and decided.action in ("re-run", "in doubt"):
+            why = f"{decided.why}; {_tries_left(used, step)}"
+            decisions[-1] = dataclasses.replace(decided, why=why, tries=used)
     if (stop := _operator_stop(decisions)) is not None:  # the operator's answer stands
         then = _what_follows(stop)
         decisions = [
@@ -218,7 +232,7 @@ def plan_resume(run: RunRecord, workflow: Workflow) -> ResumePlan:
         else d
         for d in decisions
     ]
-    return ResumePlan(run, workflow, decisions)
+    return ResumePlan(run, workflow, decisions, graph)
 
 
 _AT_GATE = frozenset({StepStatus.PENDING, StepStatus.WAITING, StepStatus.AWAITING_CONFIRMATION})
@@ -375,10 +389,13 @@ def _kill_leftovers(run: RunRecord, grace: float) -> list[int]:
     return sorted(groups)
 
 
-def _tries(record: StepRecord, step: Step) -> str:
-    """`; 2 of its 3 tries used`, for a unit stopped in its retries (`tries_used`)."""
-    used = record.tries_used
-    if not used or step.until is not None:  # a loop starts again (see engine._tries_before)
-        return ""
+def _tries_carried(record: StepRecord, step: Step) -> int:
+    """The tries a unit stopped in its retries used (`StepRecord.tries_used`). None for an
+    `until` loop: a resume starts it again at its first iteration, and what its attempts
+    record cannot tell an earlier iteration's retries from this one's."""
+    return 0 if step.until is not None else record.tries_used
+
+
+def _tries_left(used: int, step: Step) -> str:
     allowed = step.retry.attempts if step.retry is not None else 1
-    return f"; {used} of its {allowed} tries used, {max(allowed - used, 1)} left"
+    return f"{used} of its {allowed} tries used, {max(allowed - used, 1)} left"
