@@ -25,7 +25,7 @@ from tempeh_tui.engine.unit_runner import scratch_folders
 from tempeh_tui.errors import TempehError
 from tempeh_tui.events import RunStatus
 from tempeh_tui.store import RunLocked, RunRecord, Store, open_existing_store
-from tempeh_tui.store.lease import judge
+from tempeh_tui.store.lease import driven_elsewhere
 
 __all__ = ["print_plan", "rollback"]
 
@@ -98,7 +98,7 @@ def _refuse_if_driven(run: RunRecord) -> None:
     """Another live process drives the run (its own rollback, or the run itself): refused at
     once, naming it. (`execute_rollback` would refuse too, once it asks for the lease.)"""
     now = time.time()
-    if run.lease is not None and judge(run.lease, now) == "alive":
+    if run.lease is not None and driven_elsewhere(run.lease, now):
         raise RunLocked(run.id, run.lease, now)
 
 

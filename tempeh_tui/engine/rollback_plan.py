@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +19,7 @@ from tempeh_tui.errors import TempehError
 from tempeh_tui.events import StepStatus
 from tempeh_tui.graph.build import WorkflowGraph, build_graph
 from tempeh_tui.store.base import RunRecord
-from tempeh_tui.store.lease import judge
+from tempeh_tui.store.lease import driven_elsewhere
 
 __all__ = [
     "COMPENSABLE",
@@ -149,7 +148,7 @@ def build_rollback_plan(
     # a unit its dead engine left running may have done its work: it is undone like one
     # that succeeded (its processes are stopped first: `execute_rollback`)
     doubtful = {s.name for s in run.steps if s.in_doubt}
-    driven = run.lease is not None and judge(run.lease, time.time()) == "alive"
+    driven = driven_elsewhere(run.lease)
     status = {s.name: StepStatus.SUCCEEDED if s.in_doubt else s.status for s in run.steps}
     requested = None if steps is None else _names(steps)
     reasons: dict[str, str] = {}

@@ -163,6 +163,11 @@ def judge(holder: RunLease | None, now: float) -> Verdict:
     return "alive" if is_alive(holder, now) else "dead"
 
 
+def driven_elsewhere(lease: RunLease | None, now: float | None = None) -> bool:
+    """Whether a live process other than this one holds the lease: it drives the run."""
+    return judge(lease, time.time() if now is None else now) == "alive"
+
+
 def lease_from_row(row: Any) -> RunLease | None:
     """The lease a run row records (`sqlite3.Row` or dict), or None if nobody holds it."""
     if row["holder_pid"] is None:
