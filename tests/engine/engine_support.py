@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from random import Random
 from typing import Any
+
+import anyio
 
 from tempeh_tui.definition import parse_workflow
 from tempeh_tui.engine.engine import WorkflowEngine
@@ -73,3 +75,16 @@ async def run_yaml(
         workflow, params=params, enable_checkpointing=False, **options
     )
     return Recorded(result, events, delays)
+
+
+async def stop_when(
+    start: Callable[[], Coroutine[Any, Any, object]], ready: Callable[[], bool]
+) -> None:
+    """Run `start()` until `ready()` holds, then cancel it, as a caller's cancel scope (or
+    Ctrl-C) does: the run is recorded interrupted. Fails if `ready()` does not hold within 5 s."""
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(start)
+            while not ready():  # noqa: ASYNC110 - what is waited for has no event
+                await anyio.sleep(0.01)
+            tg.cancel_scope.cancel()

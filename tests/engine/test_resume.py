@@ -19,6 +19,7 @@ from tempeh_tui.errors import WorkflowError
 from tempeh_tui.events import Event, RunStatus, StepRetrying, StepStarted, StepStatus
 from tempeh_tui.store.base import DecisionRecord, RunRecord, StepRecord, StoreError
 from tempeh_tui.store.sqlite import SqliteStore
+from tests.engine.engine_support import stop_when
 
 pytestmark = pytest.mark.anyio
 
@@ -236,12 +237,7 @@ async def test_a_run_its_caller_cancels_is_recorded_interrupted_and_resumes(
     engine = WorkflowEngine(fake, store)
     run_ids: list[str] = []
     engine.subscribe(lambda e: run_ids.append(e.run_id))
-    with anyio.move_on_after(5):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(engine.execute_workflow, chain())
-            while "migrate" not in fake.names():  # noqa: ASYNC110 - the fake has no event
-                await anyio.sleep(0.01)
-            tg.cancel_scope.cancel()
+    await stop_when(partial(engine.execute_workflow, chain()), lambda: "migrate" in fake.names())
 
     stored = await store.get_run(run_ids[0])
     assert stored.status is RunStatus.INTERRUPTED
@@ -350,14 +346,11 @@ async def test_a_unit_stopped_in_its_retries_goes_on_with_the_tries_it_has_left(
     engine = WorkflowEngine(first, store, sleep=sleep)
     retries: list[StepRetrying] = []
     engine.subscribe(lambda e: retries.append(e) if isinstance(e, StepRetrying) else None)
-    with anyio.move_on_after(5) as scope:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(engine.execute_workflow, workflow)
-            wanted = 2 if stopped == "in the backoff" else 3
-            while len(retries) < 2 or len(first.calls) < wanted:  # noqa: ASYNC110
-                await anyio.sleep(0.01)
-            tg.cancel_scope.cancel()  # as Ctrl-C does: the run is recorded interrupted
-    assert not scope.cancelled_caught
+    wanted = 2 if stopped == "in the backoff" else 3
+    await stop_when(
+        partial(engine.execute_workflow, workflow),
+        lambda: len(retries) >= 2 and len(first.calls) >= wanted,
+    )
     (run,) = await store.list_runs()
     assert (await store.get_run(run.id)).steps[0].tries_used == 2
 
@@ -393,13 +386,7 @@ async def test_a_loop_stopped_in_its_retries_starts_again_with_its_whole_budget(
     retries: list[StepRetrying] = []
     engine = WorkflowEngine(first, store, sleep=sleep)
     engine.subscribe(lambda e: retries.append(e) if isinstance(e, StepRetrying) else None)
-    with anyio.move_on_after(5) as scope:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(engine.execute_workflow, workflow)
-            while len(retries) < 2:  # noqa: ASYNC110
-                await anyio.sleep(0.01)
-            tg.cancel_scope.cancel()
-    assert not scope.cancelled_caught
+    await stop_when(partial(engine.execute_workflow, workflow), lambda: len(retries) >= 2)
     (run,) = await store.list_runs()
 
     done = FakeOutcome(outputs={"done": "yes"})

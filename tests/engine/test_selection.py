@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import textwrap
 
-import anyio
 import pytest
 
 from tempeh_tui.definition import parse_workflow
@@ -15,6 +14,7 @@ from tempeh_tui.engine.resume import ResumePlan
 from tempeh_tui.events import RunStatus, StepStatus
 from tempeh_tui.graph import Selection
 from tempeh_tui.store.sqlite import SqliteStore
+from tests.engine.engine_support import stop_when
 
 pytestmark = pytest.mark.anyio
 
@@ -123,13 +123,10 @@ async def test_resume_after_a_crash_keeps_toggled_off_units_off(
     engine = WorkflowEngine(fake, store)
     run_ids: list[str] = []
     engine.subscribe(lambda e: run_ids.append(e.run_id))
-    with anyio.move_on_after(5):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(lambda: engine.execute_workflow(release, select=Selection(skip=["docs"])))
-            while "migrate" not in fake.names():  # noqa: ASYNC110 - the fake has no event
-                await anyio.sleep(0.01)
-            await store.flush()
-            tg.cancel_scope.cancel()
+    await stop_when(
+        lambda: engine.execute_workflow(release, select=Selection(skip=["docs"])),
+        lambda: "migrate" in fake.names(),
+    )
 
     again = FakeExecutor()
     resumed = await WorkflowEngine(again, store).resume(run_ids[0])

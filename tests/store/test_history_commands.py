@@ -278,24 +278,16 @@ def test_piped_reports_cut_nothing_a_script_reads(db: str, columns: str | None) 
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
     if columns is not None:
         env["COLUMNS"] = columns
-    listed = subprocess.run(
-        [sys.executable, "-m", "tempeh_tui", "runs", "--db", db],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=30,
-        check=True,
-    ).stdout
-    rows = [line.split()[0] for line in listed.splitlines()[2:]]
+
+    def piped(*args: str) -> str:
+        command = [sys.executable, "-m", "tempeh_tui", *args, "--db", db]
+        return subprocess.run(
+            command, capture_output=True, text=True, env=env, timeout=30, check=True
+        ).stdout
+
+    rows = [line.split()[0] for line in piped("runs").splitlines()[2:]]
     assert rows == [NEWER, OLDER]
-    shown = subprocess.run(
-        [sys.executable, "-m", "tempeh_tui", "show", rows[0], "--db", db],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=30,
-        check=True,
-    ).stdout
+    shown = piped("show", rows[0])
     assert all("…" not in line for line in shown.splitlines())
 
 
