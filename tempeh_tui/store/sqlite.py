@@ -32,12 +32,13 @@ from tempeh_tui.store.base import (
 from tempeh_tui.store.buffer import EventBuffer
 from tempeh_tui.store.decisions import decision_from_row, sqlite_answer, sqlite_ask
 from tempeh_tui.store.journal import Journal, journal_folder
-from tempeh_tui.store.lease import LeaseKeeper
+from tempeh_tui.store.lease import LEASE_COLUMNS, LeaseKeeper
 from tempeh_tui.store.log_cap import DEFAULT_LOG_CAP, LogCap
 from tempeh_tui.store.paths import prepare_store_file
 from tempeh_tui.store.projection import encoded_fields
 from tempeh_tui.store.pruning import check_rules
 from tempeh_tui.store.rows import (
+    RUN_COLUMNS,
     action_from_row,
     attempt_from_row,
     cached_from_row,
@@ -57,6 +58,14 @@ from tempeh_tui.store.sqlite_upkeep import (
 from tempeh_tui.store.sqlite_writer import Writer, apply_events, insert_run
 
 __all__ = ["SqliteStore"]
+
+_RUNS = (
+    "SELECT "
+    + ", ".join(f"runs.{c}" for c in (*RUN_COLUMNS, *LEASE_COLUMNS) if c != "definition")
+    + ", coalesce(definitions.definition, runs.definition) AS definition"
+    " FROM runs LEFT JOIN definitions ON definitions.run_id = runs.id"
+)
+"""Runs as `run_from_row` reads them: the definition from its own table (schema version 8)."""
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -231,7 +240,7 @@ class SqliteStore(EventBuffer, LeaseKeeper):
     async def list_runs(self, limit: int = 20) -> list[RunRecord]:
         async with self._using() as db:
             rows = await db.execute_fetchall(
-                "SELECT * FROM runs ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,)
+                f"{_RUNS} ORDER BY runs.created_at DESC, runs.rowid DESC LIMIT ?", (limit,)
             )
         return [run_from_row(row) for row in rows]
 
@@ -270,20 +279,22 @@ class SqliteStore(EventBuffer, LeaseKeeper):
         return dataclasses.replace(record, decisions=tuple(decision_from_row(d) for d in asked))
 
     async def _find_run(self, db: aiosqlite.Connection, run_id: str) -> sqlite3.Row:
-        exact = list(await db.execute_fetchall("SELECT * FROM runs WHERE id = ?", (run_id,)))
+        exact = list(await db.execute_fetchall(f"{_RUNS} WHERE runs.id = ?", (run_id,)))
         if exact:
             return exact[0]
         if not run_id:
             raise RunNotFound(run_id)
-        prefixed = "SELECT {} FROM runs WHERE substr(id, 1, ?) = ?"
+        prefixed = " WHERE substr(runs.id, 1, ?) = ?"
         matches = list(
-            await db.execute_fetchall(prefixed.format("*") + " LIMIT 2", (len(run_id), run_id))
+            await db.execute_fetchall(f"{_RUNS}{prefixed} LIMIT 2", (len(run_id), run_id))
         )
         if len(matches) == 1:
             return matches[0]
         if not matches:
             raise RunNotFound(run_id)
-        count = list(await db.execute_fetchall(prefixed.format("count(*)"), (len(run_id), run_id)))
+        count = list(
+            await db.execute_fetchall(f"SELECT count(*) FROM runs{prefixed}", (len(run_id), run_id))
+        )
         raise RunNotFound(run_id, candidates=count[0][0])
 
     async def read_logs(

@@ -115,11 +115,15 @@ def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
 
 
 def insert_run(db: sqlite3.Connection, run: RunRecord) -> None:
+    """The run's row, and its definition in a row of its own (see `schema`, version 8)."""
+    row = run_row(run)
+    definition, row["definition"] = row["definition"], "{}"
     with immediate(db):
         try:
-            db.execute(_INSERT_RUN, tuple(run_row(run).values()))
+            db.execute(_INSERT_RUN, tuple(row.values()))
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"run '{run.id}' already exists") from exc
+        db.execute("INSERT INTO definitions VALUES (?, ?)", (run.id, definition))
 
 
 def apply_events(

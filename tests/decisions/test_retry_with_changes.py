@@ -219,7 +219,7 @@ async def test_a_version_4_store_is_migrated_and_its_decisions_changed_nothing(
     assert answered.id == asked
     assert (again[1].env, again[1].params) == ({"LOG": "debug"}, {})
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 7
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 8
     db.close()
 
 

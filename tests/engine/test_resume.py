@@ -198,8 +198,8 @@ async def test_a_stored_definition_that_does_not_match_its_hash_is_refused(
     ).execute_workflow(chain())
     with sqlite3.connect(tmp_path / "t.db") as db:
         db.execute(
-            "UPDATE runs SET definition = replace(definition, 'make build', 'rm -rf /') "
-            "WHERE id = ?",
+            "UPDATE definitions SET definition = replace(definition, 'make build', 'rm -rf /') "
+            "WHERE run_id = ?",
             (failed.run_id,),
         )
     with pytest.raises(StoreError, match="does not match its hash"):

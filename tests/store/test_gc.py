@@ -28,7 +28,7 @@ from tempeh_tui.store import LogCap, RunNotFound, SqliteStore, Store
 from tests.store.support import start_run
 
 DAY = 86_400.0
-_TABLES = ("runs", "units", "attempts", "logs", "events", "log_units")
+_TABLES = ("runs", "definitions", "units", "attempts", "logs", "events", "log_units")
 
 
 async def _past_run(

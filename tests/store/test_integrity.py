@@ -89,7 +89,8 @@ def _version_1_store(path: Path) -> None:
         db.executescript(f"PRAGMA user_version = 1; PRAGMA application_id = {APPLICATION_ID};")
         db.execute(
             "INSERT INTO runs (id, workflow, status, definition, definition_hash, created_at)"
-            " VALUES ('old-run', 'shop', 'interrupted', '{}', '', 1.0)"
+            " VALUES ('old-run', 'shop', 'interrupted', ?, '', 1.0)",
+            ('{"name": "shop", "steps": []}',),
         )
         db.executemany(
             "INSERT INTO logs VALUES ('old-run', ?, 1.0, 'build', 1, 'stdout', ?)",
@@ -117,7 +118,38 @@ async def test_an_older_store_is_migrated_and_its_logs_count_towards_the_cap(
 
     assert lines == [*(f"line {i}" for i in range(1, 6)), "… 2 lines omitted …", "line 8", "line 9"]
     assert run.lease is not None
+    assert run.definition == {"name": "shop", "steps": []}  # moved to `definitions` (version 8)
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
+        assert db.execute("SELECT definition FROM runs").fetchall() == [("{}",)]
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    db.close()
+
+
+async def test_the_definition_lives_apart_from_the_row_every_update_rewrites(
+    tmp_path: Path,
+) -> None:
+    """SQLite rewrites a whole row on update: a 1,000-step definition in `runs` put ~0.8 MB
+    in the WAL at every lease renewal and status change (schema version 8)."""
+    definition = {"name": "big", "steps": [{"name": f"s{i}", "run": "true"} for i in range(1000)]}
+    path = tmp_path / "tempeh.db"
+    async with SqliteStore(path) as store:
+        await store.create_run(
+            RunRecord(
+                id="big-run",
+                workflow="big",
+                status=RunStatus.RUNNING,
+                definition=definition,
+                definition_hash="h",
+            )
+        )
+        async with store.lease("big-run"):
+            await store.heartbeat("big-run")
+        assert (await store.get_run("big-run")).definition == definition
+        assert (await store.list_runs())[0].definition == definition
+        assert (await store.get_run("big")).definition == definition  # by a prefix of its id
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT definition FROM runs").fetchall() == [("{}",)]
+        stored = db.execute("SELECT definition FROM definitions WHERE run_id = 'big-run'")
+        assert json.loads(stored.fetchone()[0]) == definition
     db.close()
