@@ -65,7 +65,8 @@ _RUNS = (
     + ", coalesce(definitions.definition, runs.definition) AS definition"
     " FROM runs LEFT JOIN definitions ON definitions.run_id = runs.id"
 )
-"""Runs as `run_from_row` reads them: the definition from its own table (schema version 8)."""
+"""Runs as `run_from_row` reads them: the definition from its own table where it has a row
+there (schema version 8), else from the run's row (a run stored before)."""
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -123,7 +123,8 @@ def insert_run(db: sqlite3.Connection, run: RunRecord) -> None:
             db.execute(_INSERT_RUN, tuple(row.values()))
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"run '{run.id}' already exists") from exc
-        db.execute("INSERT INTO definitions VALUES (?, ?)", (run.id, definition))
+        # (OR REPLACE: a row left by a run deleted outside tempeh, without foreign keys)
+        db.execute("INSERT OR REPLACE INTO definitions VALUES (?, ?)", (run.id, definition))
 
 
 def apply_events(

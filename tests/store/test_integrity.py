@@ -118,19 +118,22 @@ async def test_an_older_store_is_migrated_and_its_logs_count_towards_the_cap(
 
     assert lines == [*(f"line {i}" for i in range(1, 6)), "… 2 lines omitted …", "line 8", "line 9"]
     assert run.lease is not None
-    assert run.definition == {"name": "shop", "steps": []}  # moved to `definitions` (version 8)
+    assert run.definition == {"name": "shop", "steps": []}
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
-        assert db.execute("SELECT definition FROM runs").fetchall() == [("{}",)]
+        # where a tempeh started before the migration (still running) reads it
+        assert db.execute("SELECT definition FROM runs").fetchall() == [
+            ('{"name": "shop", "steps": []}',)
+        ]
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     db.close()
 
 
-async def test_the_definition_lives_apart_from_the_row_every_update_rewrites(
+async def test_the_definition_lives_apart_from_the_row_status_changes_rewrite(
     tmp_path: Path,
 ) -> None:
-    """SQLite rewrites a whole row on update: a 1,000-step definition in `runs` put ~0.8 MB
-    in the WAL at every lease renewal and status change (schema version 8)."""
+    """SQLite rewrites a whole row when an update changes its size: a 1,000-step definition in
+    `runs` put ~0.8 MB in the WAL at every status change and lease (schema version 8)."""
     definition = {"name": "big", "steps": [{"name": f"s{i}", "run": "true"} for i in range(1000)]}
     path = tmp_path / "tempeh.db"
     async with SqliteStore(path) as store:
@@ -152,4 +155,17 @@ async def test_the_definition_lives_apart_from_the_row_every_update_rewrites(
         assert db.execute("SELECT definition FROM runs").fetchall() == [("{}",)]
         stored = db.execute("SELECT definition FROM definitions WHERE run_id = 'big-run'")
         assert json.loads(stored.fetchone()[0]) == definition
+        # a run deleted by hand (the sqlite3 shell: no foreign keys) leaves its definition
+        db.execute("DELETE FROM runs")
     db.close()
+    async with SqliteStore(path) as store:  # a new run with that id is stored all the same
+        await store.create_run(
+            RunRecord(
+                id="big-run",
+                workflow="small",
+                status=RunStatus.RUNNING,
+                definition={"name": "small", "steps": []},
+                definition_hash="h2",
+            )
+        )
+        assert (await store.get_run("big-run")).definition == {"name": "small", "steps": []}
