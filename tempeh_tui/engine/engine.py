@@ -435,9 +435,10 @@ class WorkflowEngine:
             workflow=wf,
             environ=environ,
         )
-        if run.resumed:  # a dead engine's scratch folders: nothing there is needed any more
-            for stale in scratch_folders(run.run_id):
-                shutil.rmtree(stale, ignore_errors=True)
+        # A dead engine's scratch folders hold what its in-doubt steps wrote to `$TEMPEH_OUTPUT`:
+        # a probe that says a step's effect is in place takes its outputs from there, and so
+        # does a rollback after this engine dies too. They go when this run ends.
+        stale = scratch_folders(run.run_id) if run.resumed else []
         tmpdir = tempfile.mkdtemp(prefix=scratch_prefix(run.run_id))
         stack.callback(shutil.rmtree, tmpdir, ignore_errors=True)
         results: dict[str, UnitResult] = {}
@@ -523,6 +524,9 @@ class WorkflowEngine:
         bus.emit(RunFinished, status=status, message=message, counts=counts)
         if store is not None:
             await store.flush()
+        if status not in (RunStatus.INTERRUPTED, RunStatus.PAUSED):  # else a step may be
+            for folder in stale:  # in doubt still, its probe not run yet
+                shutil.rmtree(folder, ignore_errors=True)
         return RunResult(run.run_id, wf.name, status, dict(results), message, started, time.time())
 
     async def _continue_rollback(

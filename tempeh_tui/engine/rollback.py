@@ -13,9 +13,7 @@ compensated again, so after a crash `tempeh rollback RUN` continues where it sto
 
 from __future__ import annotations
 
-import contextlib
 import getpass
-import glob
 import os
 import secrets as _random
 import socket
@@ -33,7 +31,6 @@ from tempeh_tui.definition.expressions import ExpressionError
 from tempeh_tui.definition.models import Step, Workflow
 from tempeh_tui.engine.decisions import WITHDRAWN, retry_values_by_unit
 from tempeh_tui.engine.executor import DEFAULT_GRACE, ExecResult, Executor, ShellRequest
-from tempeh_tui.engine.outputs import OutputFileError
 from tempeh_tui.engine.rendering import RunScope, render_shell
 from tempeh_tui.engine.resume import as_unit_result, kill_leftovers, stored_workflow
 from tempeh_tui.engine.rollback_plan import (
@@ -44,8 +41,7 @@ from tempeh_tui.engine.rollback_plan import (
     run_basis,
 )
 from tempeh_tui.engine.secrets import Masker, collect_secrets
-from tempeh_tui.engine.shell_process import read_outputs
-from tempeh_tui.engine.unit_runner import output_file_of, scratch_folders
+from tempeh_tui.engine.unit_runner import outputs_left
 from tempeh_tui.events import (
     EventBus,
     RollbackFinished,
@@ -59,7 +55,7 @@ from tempeh_tui.events import (
 )
 from tempeh_tui.events.bus import Subscriber
 from tempeh_tui.graph.build import Unit, build_graph
-from tempeh_tui.store.base import RollbackRecord, RunRecord, StepRecord, Store
+from tempeh_tui.store.base import RollbackRecord, RunRecord, Store
 
 __all__ = [
     "PlannedUnit",
@@ -228,7 +224,7 @@ class _Rollback:
         results = {s.name: as_unit_result(s) for s in record.steps}
         for step in record.steps:  # left running by a dead engine: what it wrote still counts
             if step.in_doubt and not step.outputs:
-                results[step.name].outputs.update(_outputs_left(record.id, step))
+                results[step.name].outputs.update(outputs_left(record.id, step.name, step.attempts))
         self.scope = RunScope(
             workflow, self.graph, record.id, record.params, results, environ, secret_values
         )
@@ -548,21 +544,6 @@ class _Limits:
             self._pools[pool] + amount <= self._capacity.get(pool, amount)
             for pool, amount in step.resources.items()
         )
-
-
-def _outputs_left(run_id: str, step: StepRecord) -> dict[str, str]:
-    """What a unit its engine left running wrote to `$TEMPEH_OUTPUT` before that engine died
-    (its compensation's `{{ outputs.x }}`): the dead engine's scratch folder outlives it.
-    Nothing if the folder is gone (a reboot) or the file cannot be read."""
-    written = [
-        path
-        for folder in scratch_folders(run_id)
-        for path in glob.glob(output_file_of(folder, step.name, step.attempts, "*"))
-    ]
-    for path in sorted(written, key=os.path.getmtime, reverse=True):
-        with contextlib.suppress(OSError, OutputFileError):
-            return read_outputs(path)
-    return {}
 
 
 def _workdir(record: RunRecord) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import glob
 import os
@@ -35,12 +36,14 @@ from tempeh_tui.engine.executor import (
     PythonRequest,
     ShellRequest,
 )
+from tempeh_tui.engine.outputs import OutputFileError
 from tempeh_tui.engine.process_groups import process_start_time
 from tempeh_tui.engine.python_output import step_log
 from tempeh_tui.engine.recovery import Classification, ErrorRecovery
 from tempeh_tui.engine.rendering import RunScope, render_shell
 from tempeh_tui.engine.results import UnitResult
 from tempeh_tui.engine.secrets import Masker
+from tempeh_tui.engine.shell_process import read_outputs
 from tempeh_tui.events import (
     DecisionAnswered,
     DecisionRequested,
@@ -400,9 +403,14 @@ class UnitRunner:
             )
         finally:
             observer.done()
-        if result.ok:
+        if result.ok:  # with what the attempt wrote before its engine died
+            left = outputs_left(
+                self.s.scope.run_id, self.unit.name, max(self.attempts, 1), besides=self.s.tmpdir
+            )
             return self._result(
-                StepStatus.SUCCEEDED, reason="in doubt; the check probe says its effect is in place"
+                StepStatus.SUCCEEDED,
+                outputs=self.s.masker.mask_mapping(left),
+                reason="in doubt; the check probe says its effect is in place",
             )
         self._note(f"the check probe says no ({result.describe()}); running the step again")
         return None
@@ -624,6 +632,25 @@ def scratch_prefix(run_id: str) -> str:
 def scratch_folders(run_id: str) -> list[str]:
     """The scratch folders this run's engines made: a dead engine's outlives it."""
     return glob.glob(os.path.join(tempfile.gettempdir(), scratch_prefix(run_id) + "*"))
+
+
+def outputs_left(
+    run_id: str, unit: str, attempt: int, *, besides: str | None = None
+) -> dict[str, str]:
+    """What an attempt a dead engine left running wrote to `$TEMPEH_OUTPUT` before that engine
+    died (the newest file of its iterations): its scratch folder outlives it. Nothing if the
+    folder is gone (a reboot) or the file cannot be read. `besides`: a folder not to look in
+    (this engine's own)."""
+    written = [
+        path
+        for folder in scratch_folders(run_id)
+        if folder != besides
+        for path in glob.glob(output_file_of(folder, unit, attempt, "*"))
+    ]
+    for path in sorted(written, key=os.path.getmtime, reverse=True):
+        with contextlib.suppress(OSError, OutputFileError):
+            return read_outputs(path)
+    return {}
 
 
 def output_file_of(folder: str, unit: str, attempt: int, iteration: int | str) -> str:

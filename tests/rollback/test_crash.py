@@ -210,3 +210,77 @@ def test_resume_of_a_killed_rollback_of_a_run_that_tolerated_a_failure_exits_0(
     out, err = second.communicate(timeout=60)
     assert second.returncode == 0, out + err
     assert Counter(compensated(ledger)) == {"a": 1, "b": 1}
+
+
+def _wait_for(path: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def _killed_while_in_doubt(tmp_path: Path, check: str, rollback: str = "") -> tuple[Path, str]:
+    """A run killed (-9) while `a` ran, after `a` wrote `v=42` to `$TEMPEH_OUTPUT`."""
+    db, started = tmp_path / "t.db", tmp_path / "started"
+    flow = tmp_path / "doubt.yaml"
+    flow.write_text(
+        f"""
+name: doubt
+steps:
+  - name: a
+    run: echo v=42 >> "$TEMPEH_OUTPUT"; touch {started}; sleep 30
+    check: '{check}'
+{rollback}  - name: b
+    needs: [a]
+    run: echo "b saw $V" >> {tmp_path / "effects"}
+    env: {{V: "{{{{ steps['a'].outputs.v }}}}"}}
+"""
+    )
+    run = tempeh("run", str(flow), "--json", db=db)
+    assert run.stdout is not None
+    run_id = json.loads(run.stdout.readline())["run_id"]
+    _wait_for(started)
+    run.send_signal(signal.SIGKILL)
+    run.communicate()
+    return db, run_id
+
+
+def test_a_step_its_probe_finds_done_keeps_what_it_wrote_before_its_engine_died(
+    tmp_path: Path,
+) -> None:
+    """The probe says `a`'s effect is in place: `a` succeeded, with the outputs its attempt
+    wrote before the crash. Before, it had none (the dead engine's scratch folder was removed
+    before the probe ran), and `b`, which reads one, failed."""
+    db, run_id = _killed_while_in_doubt(tmp_path, check="true")
+
+    resume = tempeh("resume", run_id, "--yes", "--headless", db=db)
+    out, err = resume.communicate(timeout=60)
+
+    assert resume.returncode == 0, out + err
+    assert _text(tmp_path / "effects") == "b saw 42\n"
+    shown = json.loads(tempeh("show", run_id, "--json", db=db).communicate(timeout=30)[0])
+    assert next(s for s in shown["steps"] if s["name"] == "a")["outputs"] == {"v": "42"}
+    assert not scratch_folders(run_id)  # the run is over: its engines' folders have served
+
+
+def test_a_rollback_after_a_second_crash_still_has_the_in_doubt_steps_outputs(
+    tmp_path: Path,
+) -> None:
+    """Killed again while the resume's probe ran: `a` is still in doubt, and its compensation
+    still reads what `a` wrote before the first crash (the first resume had removed it)."""
+    probing, effects = tmp_path / "probing", tmp_path / "effects"
+    db, run_id = _killed_while_in_doubt(
+        tmp_path,
+        check=f"touch {probing}; sleep 30",
+        rollback=f'    rollback: echo "undo a {{{{ outputs.v }}}}" >> {effects}\n',
+    )
+    resume = tempeh("resume", run_id, "--yes", "--headless", db=db)
+    _wait_for(probing)
+    resume.send_signal(signal.SIGKILL)
+    resume.communicate()
+
+    rollback = tempeh("rollback", run_id, "--yes", "--headless", db=db)
+    out, err = rollback.communicate(timeout=60)
+
+    assert rollback.returncode == 0, out + err
+    assert _text(effects) == "undo a 42\n"
