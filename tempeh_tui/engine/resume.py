@@ -196,15 +196,11 @@ def plan_resume(run: RunRecord, workflow: Workflow) -> ResumePlan:
             )
             decisions.append(UnitDecision(unit.name, "re-run", why, record))
         elif record.status is StepStatus.RUNNING:
-            if step.check is not None:
-                why = "was running when the engine stopped; its check probe decides"
-                decisions.append(UnitDecision(unit.name, "in doubt", why, record, probe=True))
-            elif not step.idempotent:
-                why = "was running when the engine stopped and is not idempotent: needs a yes"
-                decisions.append(UnitDecision(unit.name, "in doubt", why, record, confirm=True))
-            else:
-                why = "was running when the engine stopped; idempotent, so it runs again"
-                decisions.append(UnitDecision(unit.name, "in doubt", why, record))
+            decisions.append(_in_doubt(record, step, "was running when the engine stopped"))
+        elif record.status is StepStatus.INTERRUPTED and _stopped_while_it_ran(record):
+            # SPEC 1: an interrupted attempt of a step that is not idempotent is not run again
+            # without a yes; its effect may be half in place, as a crashed one's may
+            decisions.append(_in_doubt(record, step, "was stopped while it ran (interrupted)"))
         elif record.status is StepStatus.SKIPPED:
             why = "was skipped by its needs or `when`, which decide again"
             decisions.append(UnitDecision(unit.name, "decide again", why, record))
@@ -233,6 +229,25 @@ def plan_resume(run: RunRecord, workflow: Workflow) -> ResumePlan:
         for d in decisions
     ]
     return ResumePlan(run, workflow, decisions, graph)
+
+
+def _in_doubt(record: StepRecord, step: Step, what: str) -> UnitDecision:
+    """A unit whose last attempt may or may not have had its effect: its `check` probe
+    decides; without one it runs again, if it is idempotent, else only after a yes."""
+    if step.check is not None:
+        return UnitDecision(
+            record.name, "in doubt", f"{what}; its check probe decides", record, probe=True
+        )
+    if not step.idempotent:
+        why = f"{what} and is not idempotent: needs a yes"
+        return UnitDecision(record.name, "in doubt", why, record, confirm=True)
+    return UnitDecision(record.name, "in doubt", f"{what}; idempotent, so it runs again", record)
+
+
+def _stopped_while_it_ran(record: StepRecord) -> bool:
+    """Its last attempt's process (or call) was stopped: it has no exit code of its own.
+    (One interrupted in a retry's backoff, or before it started, had ended, or never began.)"""
+    return bool(record.attempt_history) and record.attempt_history[-1].exit_code is None
 
 
 _AT_GATE = frozenset({StepStatus.PENDING, StepStatus.WAITING, StepStatus.AWAITING_CONFIRMATION})

@@ -343,7 +343,9 @@ def test_sigint_stops_the_run_kills_its_processes_exits_130_and_resume_completes
         assert {"seq", "ts", "run_id", "step", "type"} <= set(line), line
     explained = lines[0]  # the explanation comes first
     assert (explained["type"], explained["run_id"]) == ("resume_plan", runs[0]["id"])
-    assert ("sleeper", "re-run") in [(u["name"], u["decision"]) for u in explained["units"]]
+    sleeper = next(u for u in explained["units"] if u["name"] == "sleeper")
+    assert sleeper["decision"] == "in doubt"  # stopped half-way: idempotent, so it runs again
+    assert "idempotent, so it runs again" in sleeper["why"]
     shown = json.loads(tempeh("show", runs[0]["id"], "--json", db=db).stdout)
     assert shown["status"] == "succeeded"
 

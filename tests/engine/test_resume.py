@@ -254,6 +254,47 @@ async def test_a_run_its_caller_cancels_is_recorded_interrupted_and_resumes(
     assert again.names() == ["migrate", "deploy"]
 
 
+async def _interrupted_while_migrate_runs(store: SqliteStore, check: str) -> str:
+    fake = FakeExecutor({"migrate": [FakeOutcome(duration=60)]})
+    engine = WorkflowEngine(fake, store)
+    run_ids: list[str] = []
+    engine.subscribe(lambda e: run_ids.append(e.run_id))
+    workflow = chain(check)
+    await stop_when(partial(engine.execute_workflow, workflow), lambda: "migrate" in fake.names())
+    assert (await store.get_run(run_ids[0])).status is RunStatus.INTERRUPTED
+    return run_ids[0]
+
+
+async def test_an_interrupted_step_that_is_not_idempotent_runs_again_only_after_a_yes(
+    store: SqliteStore,
+) -> None:
+    """SPEC 1: an interrupted attempt of an `idempotent: false` step is not re-run without
+    confirmation. Ctrl-C (or a caller's cancel) stopped it half-way, as a crash might have:
+    resume ran it again without asking."""
+    run_id = await _interrupted_while_migrate_runs(store, "idempotent: false")
+
+    plan = plan_resume(await store.get_run(run_id), chain("idempotent: false"))
+    assert plan.needing_confirmation() == ["migrate"]
+    again = FakeExecutor()
+    with pytest.raises(InDoubt, match="migrate"):
+        await WorkflowEngine(again, store).resume(run_id)
+    assert again.names() == []
+
+    assert (await WorkflowEngine(again, store).resume(run_id, confirm_in_doubt=True)).succeeded
+    assert again.names() == ["migrate", "deploy"]
+
+
+async def test_an_interrupted_step_with_a_check_probe_is_decided_by_it(
+    store: SqliteStore,
+) -> None:
+    run_id = await _interrupted_while_migrate_runs(store, 'check: "test -e done"')
+
+    again = FakeExecutor({"migrate": [FakeOutcome(exit_code=0)]})  # the probe: in place
+    assert (await WorkflowEngine(again, store).resume(run_id)).succeeded
+    assert again.names() == ["migrate", "deploy"]  # the probe (under the step's name), then
+    assert again.calls[0].command == "test -e done"  # deploy: migrate did not run again
+
+
 async def test_a_subscriber_that_raises_costs_no_checkpoint(store: SqliteStore) -> None:
     """The store hears each event before the run's other subscribers: a view's bug stops
     the run (its error reaches the caller), and the store has every event up to it."""
