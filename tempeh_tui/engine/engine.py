@@ -80,7 +80,7 @@ from tempeh_tui.events import (
 from tempeh_tui.events.bus import EventStream, Subscriber
 from tempeh_tui.graph.build import WorkflowGraph, build_graph
 from tempeh_tui.graph.selection import Selection, SelectionError, not_selected
-from tempeh_tui.store.base import DecisionRecord, RunRecord, Store
+from tempeh_tui.store.base import DecisionRecord, RunRecord, Store, StoreError
 
 if TYPE_CHECKING:
     from tempeh_tui.engine.rollback import RollbackManager, RollbackResult
@@ -367,7 +367,11 @@ class WorkflowEngine:
                 return await self._continue_rollback(record, requested, store, max_concurrency)
             if record.status in (RunStatus.ROLLED_BACK, RunStatus.ROLLBACK_FAILED):
                 raise RolledBack(record)
-            workflow = stored_workflow(record)
+            try:
+                workflow = stored_workflow(record)
+            except StoreError as damaged:  # a damaged definition
+                await _let_go(record, store, str(damaged))
+                raise
             plan = plan_resume(record, workflow)
             if explain is not None:
                 explain(plan)
@@ -375,9 +379,7 @@ class WorkflowEngine:
             unconfirmed = plan.needing_confirmation() if decided is None else []
             if unconfirmed and not confirm_in_doubt:
                 refused = InDoubt(record.id, unconfirmed)
-                # nobody drives it now: it reads `interrupted`, not `running` (its lease goes)
-                bus = EventBus(record.id, await store.last_seq(record.id), [store.record])
-                await _record_interrupted(bus, store, str(refused))
+                await _let_go(record, store, str(refused))
                 raise refused
             await kill_leftovers(record, self._grace)
             if decided is not None and decided.answer == Decision.ROLLBACK:
@@ -730,6 +732,13 @@ async def _record_interrupted(bus: EventBus, store: Store | None, message: str) 
     if store is not None:
         with contextlib.suppress(Exception):
             await store.flush()
+
+
+async def _let_go(record: RunRecord, store: Store, why: str) -> None:
+    """A resume that refused to act: nobody drives the run now, so it reads `interrupted`
+    (why), not `running`, once its lease goes."""
+    bus = EventBus(record.id, await store.last_seq(record.id), [store.record])
+    await _record_interrupted(bus, store, why)
 
 
 def _why(exc: BaseException) -> str:

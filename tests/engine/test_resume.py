@@ -206,6 +206,25 @@ async def test_a_stored_definition_that_does_not_match_its_hash_is_refused(
         await WorkflowEngine(FakeExecutor(), store).resume(failed.run_id)
 
 
+async def test_a_resume_refused_for_its_definition_leaves_the_run_interrupted(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    """The refusal came after the resume took the lease: the run was left `running`, with
+    nobody driving it, for `runs` and `show` to report as live."""
+    run_id = await crash_while(store, chain(), "migrate")
+    with sqlite3.connect(tmp_path / "t.db") as db:
+        db.execute("DELETE FROM definitions WHERE run_id = ?", (run_id,))
+    db.close()
+
+    with pytest.raises(StoreError, match="does not load"):
+        await WorkflowEngine(FakeExecutor(), store).resume(run_id)
+
+    record = await store.get_run(run_id)
+    assert record.status is RunStatus.INTERRUPTED
+    assert record.lease is None
+    assert "does not load" in (record.message or "")
+
+
 async def test_resuming_a_finished_run_reuses_everything(store: SqliteStore) -> None:
     done = await WorkflowEngine(FakeExecutor(), store).execute_workflow(chain())
     again = FakeExecutor()
