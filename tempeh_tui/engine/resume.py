@@ -365,6 +365,9 @@ def as_unit_result(
     )
 
 
+_UNFINISHED = frozenset({StepStatus.RUNNING, StepStatus.INTERRUPTED})
+
+
 async def kill_leftovers(run: RunRecord, grace: float) -> list[int]:
     """Kill what a dead engine of this run left running; returns the process groups killed."""
     return await anyio.to_thread.run_sync(_kill_leftovers, run, grace)
@@ -373,12 +376,14 @@ async def kill_leftovers(run: RunRecord, grace: float) -> list[int]:
 def _kill_leftovers(run: RunRecord, grace: float) -> list[int]:
     """The process groups of the attempts a dead engine never saw end, and the processes of
     its running units and running compensations that left them (`setsid`), known by their
-    environment. Never what a finished step left on purpose: a service a succeeded step
-    started carries the run's id too, and must outlive the engine that started it (until a
-    compensation stops it)."""
+    environment; also those of units an engine stopped (`interrupted`: it stopped their
+    groups, not what left them), which would otherwise run beside their next attempt. Never
+    what a finished step left on purpose: a service a succeeded step started carries the
+    run's id too, and must outlive the engine that started it (until a compensation stops
+    it)."""
     import psutil
 
-    running = {s.name for s in run.steps if s.status is StepStatus.RUNNING}
+    running = {s.name for s in run.steps if s.status in _UNFINISHED}
     compensating = {s.name for s in run.steps if s.status is StepStatus.ROLLING_BACK}
     groups: set[int] = set()
     for step in run.steps:

@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import psutil
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPEH = [sys.executable, "-m", "tempeh_tui"]
@@ -253,10 +254,15 @@ def test_resume_from_another_directory_runs_steps_where_the_workflow_file_is(
     assert list(Path(tempfile.gettempdir()).glob(f"tempeh-{run_id}-*")) == []
 
 
-def test_resume_leaves_alone_a_service_a_succeeded_step_detached(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT])
+def test_resume_leaves_alone_a_service_a_succeeded_step_detached(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
     """Resume kills what the dead engine's unfinished steps left, even detached, but a
     service a succeeded step started with `setsid` is the deployment: it used to be killed
-    too (it carries the run's id), and the next steps found it gone."""
+    too (it carries the run's id), and the next steps found it gone. Also what a step that
+    Ctrl-C stopped left (SIGINT stops its group, not what left it): it ran on beside the
+    step's next attempt."""
     db, service, stray = tmp_path / "t.db", tmp_path / "service.pid", tmp_path / "stray.pid"
     flow = tmp_path / "svc.yaml"
     detach = "setsid sleep 300 >/dev/null 2>&1 </dev/null & echo $! >"
@@ -279,8 +285,9 @@ def test_resume_leaves_alone_a_service_a_succeeded_step_detached(tmp_path: Path)
     while not stray.exists() or not stray.read_text().strip():
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.communicate()
+    process.send_signal(stop)
+    process.communicate(timeout=30)
+    assert process.returncode == (-signal.SIGKILL if stop == signal.SIGKILL else 130)
     kept, killed = int(service.read_text()), int(stray.read_text())
     try:
         resumed = tempeh("resume", run_id, "--yes", db=db)
