@@ -9,7 +9,11 @@ from tempeh_tui.store import RunRecord, Store
 
 
 async def start_run(
-    store: Store, run_id: str, workflow: str = "shop-release", started_at: float | None = None
+    store: Store,
+    run_id: str,
+    workflow: str = "shop-release",
+    started_at: float | None = None,
+    definition: dict[str, Any] | None = None,
 ) -> EventBus:
     """Create the run in `store` and return a bus whose every event the store records."""
     await store.create_run(
@@ -17,7 +21,8 @@ async def start_run(
             id=run_id,
             workflow=workflow,
             status=RunStatus.RUNNING,
-            definition={"name": workflow, "steps": [{"name": "build", "run": "make"}]},
+            definition=definition
+            or {"name": workflow, "steps": [{"name": "build", "run": "make"}]},
             definition_hash="sha256:test",
             params={"version": "1.4.2", "note": "déjà vu"},
             source="deploy.yaml",

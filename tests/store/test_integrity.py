@@ -137,15 +137,7 @@ async def test_the_definition_lives_apart_from_the_row_status_changes_rewrite(
     definition = {"name": "big", "steps": [{"name": f"s{i}", "run": "true"} for i in range(1000)]}
     path = tmp_path / "tempeh.db"
     async with SqliteStore(path) as store:
-        await store.create_run(
-            RunRecord(
-                id="big-run",
-                workflow="big",
-                status=RunStatus.RUNNING,
-                definition=definition,
-                definition_hash="h",
-            )
-        )
+        await start_run(store, "big-run", "big", definition=definition)
         async with store.lease("big-run"):
             await store.heartbeat("big-run")
         assert (await store.get_run("big-run")).definition == definition
@@ -159,13 +151,5 @@ async def test_the_definition_lives_apart_from_the_row_status_changes_rewrite(
         db.execute("DELETE FROM runs")
     db.close()
     async with SqliteStore(path) as store:  # a new run with that id is stored all the same
-        await store.create_run(
-            RunRecord(
-                id="big-run",
-                workflow="small",
-                status=RunStatus.RUNNING,
-                definition={"name": "small", "steps": []},
-                definition_hash="h2",
-            )
-        )
+        await start_run(store, "big-run", "small", definition={"name": "small", "steps": []})
         assert (await store.get_run("big-run")).definition == {"name": "small", "steps": []}
