@@ -437,12 +437,13 @@ class WorkflowEngine:
             workflow=wf,
             environ=environ,
         )
-        # A dead engine's scratch folders hold what its in-doubt steps wrote to `$TEMPEH_OUTPUT`:
-        # a probe that says a step's effect is in place takes its outputs from there, and so
-        # does a rollback after this engine dies too. They go when this run ends.
+        # The scratch folders of earlier engines of the run (dead, or stopped by Ctrl-C) hold
+        # what their in-doubt steps wrote to `$TEMPEH_OUTPUT`: a probe that finds a step's
+        # effect in place takes its outputs from there, and so does a rollback. See the end.
         stale = scratch_folders(run.run_id) if run.resumed else []
         tmpdir = tempfile.mkdtemp(prefix=scratch_prefix(run.run_id))
-        stack.callback(shutil.rmtree, tmpdir, ignore_errors=True)
+        if store is None:  # never resumed: nothing in it is ever needed again
+            stack.callback(shutil.rmtree, tmpdir, ignore_errors=True)
         results: dict[str, UnitResult] = {}
         scope = RunScope(wf, graph, run.run_id, run.params, results, environ, secret_values)
         scope.retried.update(run.retried)
@@ -526,8 +527,13 @@ class WorkflowEngine:
         bus.emit(RunFinished, status=status, message=message, counts=counts)
         if store is not None:
             await store.flush()
-        if status not in (RunStatus.INTERRUPTED, RunStatus.PAUSED):  # else a step may be
-            for folder in stale:  # in doubt still, its probe not run yet
+        # This engine's folder stays if the run may go on with a step of its in doubt (stopped
+        # half-way: Ctrl-C, an error, a caller's cancel). Earlier engines' folders stay unless
+        # the run is over for good: a step of theirs in doubt may not have been probed yet.
+        if status not in (RunStatus.INTERRUPTED, RunStatus.PAUSED):
+            shutil.rmtree(tmpdir, ignore_errors=True)
+        if status in (RunStatus.SUCCEEDED, RunStatus.ROLLED_BACK):
+            for folder in stale:
                 shutil.rmtree(folder, ignore_errors=True)
         return RunResult(run.run_id, wf.name, status, dict(results), message, started, time.time())
 
@@ -735,8 +741,11 @@ async def _record_interrupted(bus: EventBus, store: Store | None, message: str) 
 
 
 async def _let_go(record: RunRecord, store: Store, why: str) -> None:
-    """A resume that refused to act: nobody drives the run now, so it reads `interrupted`
-    (why), not `running`, once its lease goes."""
+    """A resume that refused to act: nobody drives the run now, so an unfinished one reads
+    `interrupted` (why), not `running`, once its lease goes. A run that had ended (failed,
+    succeeded) keeps what it came to."""
+    if record.status not in (RunStatus.RUNNING, RunStatus.INTERRUPTED):
+        return
     bus = EventBus(record.id, await store.last_seq(record.id), [store.record])
     await _record_interrupted(bus, store, why)
 

@@ -197,7 +197,7 @@ def plan_resume(run: RunRecord, workflow: Workflow) -> ResumePlan:
             decisions.append(UnitDecision(unit.name, "re-run", why, record))
         elif record.status is StepStatus.RUNNING:
             decisions.append(_in_doubt(record, step, "was running when the engine stopped"))
-        elif record.status is StepStatus.INTERRUPTED and _stopped_while_it_ran(record):
+        elif record.status is StepStatus.INTERRUPTED and record.in_doubt:
             # SPEC 1: an interrupted attempt of a step that is not idempotent is not run again
             # without a yes; its effect may be half in place, as a crashed one's may
             decisions.append(_in_doubt(record, step, "was stopped while it ran (interrupted)"))
@@ -242,12 +242,6 @@ def _in_doubt(record: StepRecord, step: Step, what: str) -> UnitDecision:
         why = f"{what} and is not idempotent: needs a yes"
         return UnitDecision(record.name, "in doubt", why, record, confirm=True)
     return UnitDecision(record.name, "in doubt", f"{what}; idempotent, so it runs again", record)
-
-
-def _stopped_while_it_ran(record: StepRecord) -> bool:
-    """Its last attempt's process (or call) was stopped: it has no exit code of its own.
-    (One interrupted in a retry's backoff, or before it started, had ended, or never began.)"""
-    return bool(record.attempt_history) and record.attempt_history[-1].exit_code is None
 
 
 _AT_GATE = frozenset({StepStatus.PENDING, StepStatus.WAITING, StepStatus.AWAITING_CONFIRMATION})

@@ -13,6 +13,7 @@ compensated again, so after a crash `tempeh rollback RUN` continues where it sto
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import secrets as _random
@@ -31,6 +32,7 @@ from tempeh_tui.definition.expressions import ExpressionError
 from tempeh_tui.definition.models import Step, Workflow
 from tempeh_tui.engine.decisions import WITHDRAWN, retry_values_by_unit
 from tempeh_tui.engine.executor import DEFAULT_GRACE, ExecResult, Executor, ShellRequest
+from tempeh_tui.engine.outputs import OutputFileError
 from tempeh_tui.engine.rendering import RunScope, render_shell
 from tempeh_tui.engine.resume import as_unit_result, kill_leftovers, stored_workflow
 from tempeh_tui.engine.rollback_plan import (
@@ -224,7 +226,12 @@ class _Rollback:
         results = {s.name: as_unit_result(s) for s in record.steps}
         for step in record.steps:  # left running by a dead engine: what it wrote still counts
             if step.in_doubt and not step.outputs:
-                results[step.name].outputs.update(outputs_left(record.id, step.name, step.attempts))
+                with contextlib.suppress(
+                    OutputFileError
+                ):  # (its compensation says what is missing)
+                    results[step.name].outputs.update(
+                        outputs_left(record.id, step.name, step.attempts)
+                    )
         self.scope = RunScope(
             workflow, self.graph, record.id, record.params, results, environ, secret_values
         )

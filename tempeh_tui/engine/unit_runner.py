@@ -6,6 +6,7 @@ import contextlib
 import functools
 import glob
 import os
+import re
 import tempfile
 import time
 from collections import deque
@@ -384,7 +385,7 @@ class UnitRunner:
     async def _probe(self) -> UnitResult | None:
         """In doubt after a crash: the `check` probe says whether the effect is in place."""
         assert self.step.check is not None
-        self._note("in doubt after a crash: asking the check probe")
+        self._note("in doubt (its engine stopped while it ran): asking the check probe")
         observer = _Observer(
             self.s.bus,
             self.unit.name,
@@ -403,10 +404,17 @@ class UnitRunner:
             )
         finally:
             observer.done()
-        if result.ok:  # with what the attempt wrote before its engine died
-            left = outputs_left(
-                self.s.scope.run_id, self.unit.name, max(self.attempts, 1), besides=self.s.tmpdir
-            )
+        if result.ok:  # with what the attempt wrote before its engine stopped
+            try:
+                left = outputs_left(
+                    self.s.scope.run_id,
+                    self.unit.name,
+                    max(self.attempts, 1),
+                    besides=self.s.tmpdir,
+                )
+            except OutputFileError as exc:  # cut short by the crash: said, not hidden
+                self._note(f"what it wrote to $TEMPEH_OUTPUT before cannot be read: {exc}")
+                left = {}
             return self._result(
                 StepStatus.SUCCEEDED,
                 outputs=self.s.masker.mask_mapping(left),
@@ -630,27 +638,37 @@ def scratch_prefix(run_id: str) -> str:
 
 
 def scratch_folders(run_id: str) -> list[str]:
-    """The scratch folders this run's engines made: a dead engine's outlives it."""
-    return glob.glob(os.path.join(tempfile.gettempdir(), scratch_prefix(run_id) + "*"))
+    """The scratch folders this run's engines made: a dead engine's outlives it. (Not those
+    of a run whose id goes on after this one's, `rel` and `rel-eu`: `mkdtemp`'s own part of
+    a name has no `-`.)"""
+    prefix = os.path.join(tempfile.gettempdir(), scratch_prefix(run_id))
+    return [path for path in glob.glob(prefix + "*") if "-" not in path[len(prefix) :]]
 
 
 def outputs_left(
     run_id: str, unit: str, attempt: int, *, besides: str | None = None
 ) -> dict[str, str]:
-    """What an attempt a dead engine left running wrote to `$TEMPEH_OUTPUT` before that engine
-    died (the newest file of its iterations): its scratch folder outlives it. Nothing if the
-    folder is gone (a reboot) or the file cannot be read. `besides`: a folder not to look in
-    (this engine's own)."""
-    written = [
-        path
-        for folder in scratch_folders(run_id)
-        if folder != besides
-        for path in glob.glob(output_file_of(folder, unit, attempt, "*"))
-    ]
-    for path in sorted(written, key=os.path.getmtime, reverse=True):
-        with contextlib.suppress(OSError, OutputFileError):
-            return read_outputs(path)
-    return {}
+    """What an attempt that an engine never saw end wrote to `$TEMPEH_OUTPUT`: its loop
+    iterations' files in order (a later value wins, as in a run), in the scratch folder of
+    the engine that ran it (a dead engine's outlives it; one stopped half-way keeps it; the
+    folder with the newest of them). Nothing if there is none (a reboot). OutputFileError if
+    one cannot be read (cut short by the crash). `besides`: a folder not to look in."""
+    pattern = re.compile(rf"{re.escape(_safe(unit))}\.{attempt}\.(\d+)\.out")
+    found: dict[str, list[tuple[int, str]]] = {}
+    for folder in scratch_folders(run_id):
+        if folder == besides:
+            continue
+        with contextlib.suppress(OSError):
+            for name in os.listdir(folder):
+                if (match := pattern.fullmatch(name)) is not None:
+                    found.setdefault(folder, []).append((int(match[1]), os.path.join(folder, name)))
+    if not found:
+        return {}
+    newest = max(found, key=lambda f: max(os.path.getmtime(path) for _, path in found[f]))
+    outputs: dict[str, str] = {}
+    for _, path in sorted(found[newest]):
+        outputs.update(read_outputs(path))
+    return outputs
 
 
 def output_file_of(folder: str, unit: str, attempt: int, iteration: int | str) -> str:

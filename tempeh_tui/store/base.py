@@ -164,12 +164,21 @@ class StepRecord:
 
     @property
     def in_doubt(self) -> bool:
-        """`running` when its engine stopped, and its latest attempt may have been running:
-        its end was never recorded, so nothing says whether its effect is in place. (A unit
-        stopped in the backoff before its next attempt had nothing running.)"""
+        """Nothing says whether its latest attempt's effect is in place: it was `running` when
+        its engine died, and the attempt's end was never recorded; or it was stopped while it
+        ran (`interrupted` by Ctrl-C or SIGTERM: killed, so no exit code of its own, and no
+        backoff begun). A unit stopped in the backoff before its next attempt, or before it
+        began, had nothing running."""
+        history = self.attempt_history
+        if self.status is StepStatus.INTERRUPTED:
+            return (
+                bool(history)
+                and history[-1].attempt >= self.attempts
+                and history[-1].exit_code is None
+                and history[-1].delay_after is None
+            )
         if self.status is not StepStatus.RUNNING:
             return False
-        history = self.attempt_history
         return not (
             history and history[-1].ended_at is not None and history[-1].attempt >= self.attempts
         )

@@ -202,8 +202,11 @@ async def test_a_stored_definition_that_does_not_match_its_hash_is_refused(
             "WHERE run_id = ?",
             (failed.run_id,),
         )
+    before = await store.get_run(failed.run_id)
     with pytest.raises(StoreError, match="does not match its hash"):
         await WorkflowEngine(FakeExecutor(), store).resume(failed.run_id)
+    refused = await store.get_run(failed.run_id)  # what it came to stands
+    assert (refused.status, refused.ended_at) == (RunStatus.FAILED, before.ended_at)
 
 
 async def test_a_resume_refused_for_its_definition_leaves_the_run_interrupted(

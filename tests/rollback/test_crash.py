@@ -219,8 +219,11 @@ def _wait_for(path: Path, timeout: float = 30) -> None:
         time.sleep(0.02)
 
 
-def _killed_while_in_doubt(tmp_path: Path, check: str, rollback: str = "") -> tuple[Path, str]:
-    """A run killed (-9) while `a` ran, after `a` wrote `v=42` to `$TEMPEH_OUTPUT`."""
+def _killed_while_in_doubt(
+    tmp_path: Path, check: str, rollback: str = "", stop: int = signal.SIGKILL
+) -> tuple[Path, str]:
+    """A run killed (-9, or stopped by Ctrl-C) while `a` ran, after `a` wrote `v=42` to
+    `$TEMPEH_OUTPUT`."""
     db, started = tmp_path / "t.db", tmp_path / "started"
     flow = tmp_path / "doubt.yaml"
     flow.write_text(
@@ -240,18 +243,21 @@ steps:
     assert run.stdout is not None
     run_id = json.loads(run.stdout.readline())["run_id"]
     _wait_for(started)
-    run.send_signal(signal.SIGKILL)
-    run.communicate()
+    run.send_signal(stop)
+    run.communicate(timeout=30)
+    assert run.returncode == (-signal.SIGKILL if stop == signal.SIGKILL else 130)
     return db, run_id
 
 
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT])
 def test_a_step_its_probe_finds_done_keeps_what_it_wrote_before_its_engine_died(
-    tmp_path: Path,
+    tmp_path: Path, stop: int
 ) -> None:
     """The probe says `a`'s effect is in place: `a` succeeded, with the outputs its attempt
-    wrote before the crash. Before, it had none (the dead engine's scratch folder was removed
-    before the probe ran), and `b`, which reads one, failed."""
-    db, run_id = _killed_while_in_doubt(tmp_path, check="true")
+    wrote before the crash (or Ctrl-C). Before, it had none (the dead engine's scratch folder
+    was removed before the probe ran; a stopped one removed its own), and `b`, which reads
+    one, failed."""
+    db, run_id = _killed_while_in_doubt(tmp_path, check="true", stop=stop)
 
     resume = tempeh("resume", run_id, "--yes", "--headless", db=db)
     out, err = resume.communicate(timeout=60)
@@ -284,3 +290,22 @@ def test_a_rollback_after_a_second_crash_still_has_the_in_doubt_steps_outputs(
 
     assert rollback.returncode == 0, out + err
     assert _text(effects) == "undo a 42\n"
+
+
+def test_a_step_ctrl_c_stopped_half_way_is_undone_with_what_it_wrote(tmp_path: Path) -> None:
+    """Stopped while it ran, it may have acted, as after a crash: `tempeh rollback` said
+    "nothing to roll back" (only a dead engine's running steps counted as in doubt)."""
+    effects = tmp_path / "effects"
+    db, run_id = _killed_while_in_doubt(
+        tmp_path,
+        check="false",
+        rollback=f'    rollback: echo "undo a {{{{ outputs.v }}}}" >> {effects}\n',
+        stop=signal.SIGINT,
+    )
+
+    rollback = tempeh("rollback", run_id, "--yes", "--headless", db=db)
+    out, err = rollback.communicate(timeout=60)
+
+    assert rollback.returncode == 0, out + err
+    assert _text(effects) == "undo a 42\n"
+    assert not scratch_folders(run_id)
