@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import glob
+import hashlib
 import os
 import re
 import tempfile
@@ -678,7 +679,12 @@ def output_file_of(folder: str, unit: str, attempt: int, iteration: int | str) -
 
 
 def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    """The unit's name as a file name; one that had to change carries a hash of the name, so
+    that two fan-out items (`eu/1`, `eu_1`) never share a file."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    if safe == name:
+        return safe
+    return f"{safe}-{hashlib.sha256(name.encode()).hexdigest()[:12]}"
 
 
 class _NotYet(dict[str, str]):

@@ -309,6 +309,26 @@ async def test_a_fan_in_python_step_sees_steps_as_expressions_do_and_tempehs_var
     }
 
 
+async def test_fan_out_items_that_make_the_same_file_name_keep_their_own_outputs(
+    tmp_path: Path,
+) -> None:
+    """`eu/1` and `eu_1` shared one `$TEMPEH_OUTPUT` file (both became `d_eu_1_`): one
+    instance ended with the other's outputs."""
+    result, lines = await run_real(
+        tmp_path,
+        """
+        name: w
+        steps:
+          - name: d
+            for_each: [eu/1, eu_1]
+            run: echo "region={{ item }}" >> "$TEMPEH_OUTPUT"
+        """,
+    )
+    assert result.succeeded, lines
+    assert result["d[eu/1]"].outputs == {"region": "eu/1"}
+    assert result["d[eu_1]"].outputs == {"region": "eu_1"}
+
+
 async def test_a_python_step_gets_its_context_and_returns_outputs(tmp_path: Path) -> None:
     write_module(
         tmp_path / "release_tools.py",
