@@ -416,6 +416,12 @@ class UnitRunner:
             except OutputFileError as exc:  # cut short by the crash: said, not hidden
                 self._note(f"what it wrote to $TEMPEH_OUTPUT before cannot be read: {exc}")
                 left = {}
+            if self.step.until is not None and not self._until_met(left):
+                self._note(
+                    "the check probe says its effect is in place, but its `until` is not met "
+                    "on what it wrote: running the step again"
+                )
+                return None
             return self._result(
                 StepStatus.SUCCEEDED,
                 outputs=self.s.masker.mask_mapping(left),
@@ -423,6 +429,16 @@ class UnitRunner:
             )
         self._note(f"the check probe says no ({result.describe()}); running the step again")
         return None
+
+    def _until_met(self, outputs: dict[str, str]) -> bool:
+        """The loop's `until` on these outputs (False if it cannot be evaluated on them)."""
+        assert self.step.until is not None
+        scope = self._scope(outputs, 1)
+        scope["outputs"] = _NotYet(outputs)
+        try:
+            return bool(evaluate(self.step.until, scope))
+        except ExpressionError:
+            return False
 
     async def _verify(
         self, attempt: int, iteration: int, outputs: dict[str, str], observer: _Observer

@@ -309,3 +309,37 @@ def test_a_step_ctrl_c_stopped_half_way_is_undone_with_what_it_wrote(tmp_path: P
     assert rollback.returncode == 0, out + err
     assert _text(effects) == "undo a 42\n"
     assert not scratch_folders(run_id)
+
+
+def test_a_loop_its_probe_finds_done_runs_again_if_its_until_is_not_met(tmp_path: Path) -> None:
+    """The probe says the effect is in place, but the loop's own condition, on what it
+    wrote before the crash, is false: the step was accepted, with `healthy=false`."""
+    db, started, again = tmp_path / "t.db", tmp_path / "started", tmp_path / "again"
+    flow = tmp_path / "loop.yaml"
+    flow.write_text(
+        f"""
+name: loop
+steps:
+  - name: s
+    run: >-
+      if test -f {again}; then echo healthy=true >> "$TEMPEH_OUTPUT"; exit 0; fi;
+      touch {again}; echo healthy=false >> "$TEMPEH_OUTPUT"; touch {started}; sleep 30
+    until: "outputs.healthy == 'true'"
+    max_iterations: 3
+    check: 'true'
+"""
+    )
+    run = tempeh("run", str(flow), "--json", db=db)
+    assert run.stdout is not None
+    run_id = json.loads(run.stdout.readline())["run_id"]
+    _wait_for(started)
+    run.send_signal(signal.SIGKILL)
+    run.communicate()
+
+    resume = tempeh("resume", run_id, "--yes", "--headless", db=db)
+    out, err = resume.communicate(timeout=60)
+
+    assert resume.returncode == 0, out + err
+    assert "its `until` is not met on what it wrote" in out + err
+    shown = json.loads(tempeh("show", run_id, "--json", db=db).communicate(timeout=30)[0])
+    assert shown["steps"][0]["outputs"] == {"healthy": "true"}
