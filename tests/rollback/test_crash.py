@@ -239,14 +239,19 @@ steps:
     env: {{V: "{{{{ steps['a'].outputs.v }}}}"}}
 """
     )
+    return db, _stop_once(flow, db, started, stop)
+
+
+def _stop_once(flow: Path, db: Path, started: Path, stop: int = signal.SIGKILL) -> str:
+    """`tempeh run flow`, stopped (kill -9, or Ctrl-C) once `started` exists; the run's id."""
     run = tempeh("run", str(flow), "--json", db=db)
     assert run.stdout is not None
-    run_id = json.loads(run.stdout.readline())["run_id"]
+    run_id: str = json.loads(run.stdout.readline())["run_id"]
     _wait_for(started)
     run.send_signal(stop)
     run.communicate(timeout=30)
     assert run.returncode == (-signal.SIGKILL if stop == signal.SIGKILL else 130)
-    return db, run_id
+    return run_id
 
 
 @pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT])
@@ -329,12 +334,7 @@ steps:
     check: 'true'
 """
     )
-    run = tempeh("run", str(flow), "--json", db=db)
-    assert run.stdout is not None
-    run_id = json.loads(run.stdout.readline())["run_id"]
-    _wait_for(started)
-    run.send_signal(signal.SIGKILL)
-    run.communicate()
+    run_id = _stop_once(flow, db, started)
 
     resume = tempeh("resume", run_id, "--yes", "--headless", db=db)
     out, err = resume.communicate(timeout=60)
