@@ -195,12 +195,13 @@ def plan_resume(run: RunRecord, workflow: Workflow) -> ResumePlan:
                 f"({last.error_class or 'failed'}, exit {last.exit_code}) and no process ran"
             )
             decisions.append(UnitDecision(unit.name, "re-run", why, record))
-        elif record.status is StepStatus.RUNNING:
-            decisions.append(_in_doubt(record, step, "was running when the engine stopped"))
-        elif record.status is StepStatus.INTERRUPTED and record.in_doubt:
-            # SPEC 1: an interrupted attempt of a step that is not idempotent is not run again
-            # without a yes; its effect may be half in place, as a crashed one's may
-            decisions.append(_in_doubt(record, step, "was stopped while it ran (interrupted)"))
+        elif record.in_doubt:  # crashed, or interrupted while it ran (SPEC 1, 4)
+            what = (
+                "was running when the engine stopped"
+                if record.status is StepStatus.RUNNING
+                else "was stopped while it ran (interrupted)"
+            )
+            decisions.append(_in_doubt(record, step, what))
         elif record.status is StepStatus.SKIPPED:
             why = "was skipped by its needs or `when`, which decide again"
             decisions.append(UnitDecision(unit.name, "decide again", why, record))

@@ -224,14 +224,12 @@ class _Rollback:
         self.masker = Masker(secret_values.values())
         self.stored = {s.name: s for s in record.steps}
         results = {s.name: as_unit_result(s) for s in record.steps}
-        for step in record.steps:  # left running by a dead engine: what it wrote still counts
+        for step in record.steps:  # in doubt: what it wrote before its engine stopped counts
             if step.in_doubt and not step.outputs:
-                with contextlib.suppress(
-                    OutputFileError
-                ):  # (its compensation says what is missing)
-                    results[step.name].outputs.update(
-                        outputs_left(record.id, step.name, step.attempts)
-                    )
+                # unreadable (cut short): its compensation says which output is missing
+                with contextlib.suppress(OutputFileError):
+                    left = outputs_left(record.id, step.name, step.attempts)
+                    results[step.name].outputs.update(left)
         self.scope = RunScope(
             workflow, self.graph, record.id, record.params, results, environ, secret_values
         )
